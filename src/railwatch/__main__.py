@@ -1,0 +1,5 @@
+"""Allow ``python -m railwatch``."""
+
+from railwatch.cli import main
+
+main()

@@ -1,0 +1,218 @@
+"""Typed settings with the papers' values as defaults, loadable from YAML.
+
+One tree of pydantic models, one section per module. A YAML file only needs the keys it changes::
+
+    intrusion:
+      risk:
+        stationary_rule: paper     # f_speed = 0 for still objects, as in the paper
+      camera:
+        focal_px: 2000
+
+Load it with :func:`load_config`; CLI flags then override single fields through
+:func:`override`. Unknown keys and wrong types are errors that name the file and the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from railwatch.camera import Camera
+from railwatch.errors import ConfigError
+
+OBJECT_TYPES: tuple[str, ...] = ("person", "car", "animal", "stone")
+"""The four intrusion classes of paper 003 (Table 3), in class-id order."""
+
+
+class Settings(BaseModel):
+    """Base of every settings section: immutable, and unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GaugeConfig(Settings):
+    """Track geometry priors (paper 003, section 2.3.1 and Table 2).
+
+    Args:
+        gauge_mm: Track gauge ``d_m`` in mm, between the rails' inner faces (1435 mm standard).
+        rail_head_width_mm: Width of a rail head in mm. Fitted rail lines follow the middle of
+            the rail heads, which lie ``gauge_mm + rail_head_width_mm`` apart; set 0 to treat the
+            fitted lines as the gauge faces, as paper 003 writes Eq. (10).
+        clearance_mm: Width of the structure clearance in mm (GB 146.2); its half beyond each
+            rail is the medium-risk zone (Table 2).
+    """
+
+    gauge_mm: float = Field(1435.0, gt=0)
+    rail_head_width_mm: float = Field(72.0, ge=0)
+    clearance_mm: float = Field(4880.0, gt=0)
+
+    @property
+    def half_gauge_mm(self) -> float:
+        """Distance from the track centre to each rail's gauge face, in mm (717.5)."""
+        return self.gauge_mm / 2
+
+    @property
+    def clearance_edge_mm(self) -> float:
+        """Distance from the track centre to the edge of the medium-risk zone, in mm (3157.5)."""
+        return self.gauge_mm / 2 + self.clearance_mm / 2
+
+    @property
+    def rail_line_spacing_mm(self) -> float:
+        """Distance between the two fitted rail lines, in mm."""
+        return self.gauge_mm + self.rail_head_width_mm
+
+
+class RiskConfig(Settings):
+    """Risk quantification (paper 003, Eq. 15-17, Tables 3-4).
+
+    Args:
+        type_weights: ``W_type`` per object class (Table 3).
+        level_thresholds: Lower bounds of ``Z`` for levels I, II, III and IV (Table 4);
+            anything below the last is level V.
+        stationary_rule: ``"speed"`` uses ``f_speed = 1 + v/10`` for every object (1.0 when
+            still), so a rock on the rail still counts; ``"paper"`` sets ``f_speed = 0`` for
+            stationary objects, as the paper writes.
+        stationary_below_mps: Speeds below this (m/s) count as stationary for the paper's rule.
+    """
+
+    type_weights: dict[str, float] = Field(
+        default_factory=lambda: {"person": 1.1, "car": 1.2, "animal": 0.9, "stone": 0.7}
+    )
+    level_thresholds: tuple[float, float, float, float] = (1.2, 0.8, 0.5, 0.2)
+    stationary_rule: Literal["speed", "paper"] = "speed"
+    stationary_below_mps: float = Field(0.1, ge=0)
+
+    @field_validator("level_thresholds")
+    @classmethod
+    def _descending(cls, value: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        if any(a <= b for a, b in zip(value, value[1:])):
+            raise ValueError("level thresholds must be strictly descending (levels I, II, III, IV)")
+        return value
+
+    @field_validator("type_weights")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("at least one object type needs a weight")
+        bad = [name for name, w in value.items() if not w >= 0]
+        if bad:
+            raise ValueError(f"type weights must be >= 0: {', '.join(bad)}")
+        return value
+
+
+class RailFitConfig(Settings):
+    """Sliding-window rail fitting on a binary rail mask (paper 003, section 2.1, Eq. 1-4).
+
+    Args:
+        n_windows: Number of horizontal bands the mask is cut into, bottom to top.
+        margin_px: Half-width of a search window in pixels; ``None`` for ``width / 64``.
+        min_pixels: Fewest mask pixels a band must hold near a rail to count as a hit.
+        merge_gap_px: Runs of rail pixels closer than this (px) in a band are one rail.
+        max_missed_windows: Bands a rail may cross without pixels (gaps, occlusions) before it ends.
+        min_windows: Fewest bands with hits for a rail to be kept (rejects noise).
+        degree: Degree of the polynomial ``x = f(y)``; 3 in the paper.
+        model: Curve used for geometry. ``"perspective"`` fits
+            ``x = b0 + b1 s + b2 / s + b3 / s^2`` with ``s = y - horizon``, which is what a
+            straight or circular rail on flat ground projects to; ``"cubic"`` uses the paper's
+            cubic. The cubic's coefficients are reported either way.
+        horizon_row_px: Image row of the horizon for the perspective model; ``None`` estimates
+            it from the rails themselves.
+        outlier_px: Points further than this (px) from the first fit are dropped before the
+            second fit.
+        ego_column_px: Image column the ego track straddles; ``None`` for the image centre.
+        row_tolerance_px: Rows this far (px) beyond a rail's fitted range still count as on it.
+    """
+
+    n_windows: int = Field(48, ge=4, le=512)
+    margin_px: float | None = Field(None, gt=0)
+    min_pixels: int = Field(3, ge=1)
+    merge_gap_px: int = Field(2, ge=0)
+    max_missed_windows: int = Field(4, ge=0)
+    min_windows: int = Field(4, ge=2)
+    degree: int = Field(3, ge=1, le=3)
+    model: Literal["perspective", "cubic"] = "perspective"
+    horizon_row_px: float | None = None
+    outlier_px: float = Field(3.0, gt=0)
+    ego_column_px: float | None = None
+    row_tolerance_px: float = Field(8.0, ge=0)
+
+
+class IntrusionConfig(Settings):
+    """Settings of the intrusion module (paper 003)."""
+
+    camera: Camera = Field(default_factory=Camera)
+    gauge: GaugeConfig = Field(default_factory=GaugeConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    railfit: RailFitConfig = Field(default_factory=RailFitConfig)
+
+
+class RailwatchConfig(Settings):
+    """All railwatch settings; each module owns one section."""
+
+    intrusion: IntrusionConfig = Field(default_factory=IntrusionConfig)
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def config_from_dict(data: dict[str, Any], source: str = "settings") -> RailwatchConfig:
+    """Validate a nested dict into a :class:`RailwatchConfig`.
+
+    Raises:
+        ConfigError: naming ``source`` and the first bad key.
+    """
+    try:
+        return RailwatchConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_one_line(err)}") from None
+
+
+def load_config(path: str | Path | None = None) -> RailwatchConfig:
+    """Load settings from a YAML file, or the defaults when ``path`` is None.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, not a mapping, or has a bad key or value.
+    """
+    if path is None:
+        return RailwatchConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid YAML ({type(err).__name__})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return config_from_dict(data, source=str(path))
+
+
+def override(config: RailwatchConfig, values: dict[str, Any]) -> RailwatchConfig:
+    """Return a copy of ``config`` with dotted keys replaced, e.g. ``{"intrusion.camera.focal_px": 2000}``.
+
+    ``None`` values are skipped, so unset CLI flags can be passed straight through.
+    """
+    data = config.model_dump()
+    for dotted, value in values.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    return config_from_dict(data, source="command-line options")
+
+
+def dump_yaml(config: RailwatchConfig) -> str:
+    """Serialise settings to YAML, every default written out."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
