@@ -130,7 +130,7 @@ class RailFitConfig(Settings):
     margin_px: float | None = Field(None, gt=0)
     min_pixels: int = Field(3, ge=1)
     merge_gap_px: int = Field(2, ge=0)
-    max_missed_windows: int = Field(4, ge=0)
+    max_missed_windows: int = Field(10, ge=0)
     min_windows: int = Field(4, ge=2)
     degree: int = Field(3, ge=1, le=3)
     model: Literal["perspective", "cubic"] = "perspective"

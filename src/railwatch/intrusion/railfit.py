@@ -147,7 +147,8 @@ class _Trace:
         x = np.concatenate(self.cols[-3:])
         if np.unique(y).size < 3:
             return np.full(rows.shape, float(x.mean()))
-        degree = 2 if y.max() - y.min() >= 12 else 1
+        # across a gap (occlusion, dashes) a straight line extrapolates safely; a quadratic runs away
+        degree = 2 if y.max() - y.min() >= 12 and self.missed == 0 else 1
         centre = y.mean()
         coef = np.polyfit(y - centre, x, degree)
         return np.polyval(coef, rows - centre)

@@ -1,0 +1,79 @@
+"""Reading and writing images with one-line errors that name the file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from railwatch.errors import InputError
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a binary mask image: any pixel brighter than half scale is set.
+
+    Colour images are accepted when they are grey (all channels equal), as masks saved by
+    common tools often are.
+
+    Args:
+        path: PNG, BMP, TIFF or any format Pillow reads.
+
+    Returns:
+        ``(H, W)`` bool array.
+
+    Raises:
+        InputError: missing, unreadable, or a colour image with different channels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            array = np.asarray(image)
+            mode = image.mode
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise InputError(f"{path}: not a readable image ({type(err).__name__})") from None
+    if array.ndim == 3:
+        channels = array[..., :3] if mode in ("RGB", "RGBA") else array
+        if not (channels == channels[..., :1]).all():
+            raise InputError(f"{path}: expected a single-channel mask, got a colour image ({mode})")
+        array = channels[..., 0]
+    if array.dtype == bool:
+        return array
+    scale = 1 if array.max(initial=0) <= 1 else np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1
+    return array > scale / 2
+
+
+def write_image(image: Image.Image, path: str | Path) -> Path:
+    """Save ``image`` atomically: written to a temporary file, then renamed, so no half file is left."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix or ".png"
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        image.save(tmp, format=Image.registered_extensions().get(suffix.lower(), "PNG"))
+        os.replace(tmp, path)
+    except Exception:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    """Write text atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except Exception:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
