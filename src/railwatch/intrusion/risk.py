@@ -154,9 +154,17 @@ def type_weight(object_type: Any, config: RiskConfig | None = None) -> np.ndarra
     """
     config = config or RiskConfig()
     names = np.asarray(object_type)
-    unique, inverse = np.unique(names, return_inverse=True)
-    weights = np.array([config.type_weights[canonical_type(n, config)] for n in unique.tolist()])
-    return weights[inverse].reshape(names.shape)
+    weights = np.full(names.shape, np.nan)
+    # one equality pass per known name is linear; np.unique would sort a million strings
+    spellings = {**{n: n for n in config.type_weights}, **TYPE_ALIASES}
+    for spelling, name in spellings.items():
+        if name in config.type_weights:
+            weights[names == spelling] = config.type_weights[name]
+    rest = np.isnan(weights)
+    if rest.any():  # other spellings (case, spaces) or unknown names, which raise
+        for name in np.unique(names[rest]).tolist():
+            weights[names == name] = config.type_weights[canonical_type(name, config)]
+    return weights
 
 
 def speed_factor(speed_mps: np.ndarray | float, config: RiskConfig | None = None) -> np.ndarray:
