@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,32 +49,27 @@ def read_mask(path: str | Path) -> np.ndarray:
     return array > scale / 2
 
 
-def write_image(image: Image.Image, path: str | Path) -> Path:
-    """Save ``image`` atomically: written to a temporary file, then renamed, so no half file is left."""
+def _atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Call ``write(temporary_path)`` beside ``path``, then rename it into place; no half file is left."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix or ".png"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix or ".tmp", dir=path.parent)
     os.close(fd)
     try:
-        image.save(tmp, format=Image.registered_extensions().get(suffix.lower(), "PNG"))
+        write(tmp)
         os.replace(tmp, path)
-    except Exception:
+    except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_image(image: Image.Image, path: str | Path) -> Path:
+    """Save ``image`` atomically; the format follows the suffix (PNG when there is none)."""
+    image_format = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
+    return _atomic_write(path, lambda tmp: image.save(tmp, format=image_format))
 
 
 def write_text(text: str, path: str | Path) -> Path:
     """Write text atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except Exception:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
