@@ -140,6 +140,73 @@ class RailFitConfig(Settings):
     row_tolerance_px: float = Field(8.0, ge=0)
 
 
+SEG_CLASSES: tuple[str, ...] = ("background", "track", "rail")
+"""Classes the track segmenter predicts: everything else, the track bed, the rail heads."""
+
+
+class SegModelConfig(Settings):
+    """Track segmentation network (paper 003, section 2.1, Table 1).
+
+    Args:
+        arch: ``"bisenetv2"`` (the paper's) or ``"fcn"`` (a plain FCN baseline).
+        classes: Class names, in output-channel order.
+        input_height: Rows the network sees; images are resized to it (multiple of 32).
+        input_width: Columns the network sees (multiple of 32). Table 1 uses 512 x 1024.
+        head_channels: Width of the segmentation head's 3x3 conv (1024 in the reference
+            BiSeNetV2; 128 trains about 2.5x faster on a CPU).
+        aux_head_channels: Width of each auxiliary head's 3x3 conv.
+        upsample: ``"bilinear"`` interpolates the 1/8 class scores (BiSeNetV2's head);
+            ``"shuffle"`` predicts each 8x8 block of sub-pixels (pixel shuffle), which keeps
+            rails one or two pixels wide.
+    """
+
+    arch: Literal["bisenetv2", "fcn"] = "bisenetv2"
+    classes: tuple[str, ...] = SEG_CLASSES
+    input_height: int = Field(512, ge=32, multiple_of=32)
+    input_width: int = Field(1024, ge=32, multiple_of=32)
+    head_channels: int = Field(1024, ge=1)
+    aux_head_channels: int = Field(128, ge=1)
+    upsample: Literal["bilinear", "shuffle"] = "bilinear"
+
+
+class SegTrainConfig(Settings):
+    """How ``railwatch intrusion train-seg`` trains the segmenter.
+
+    Args:
+        epochs: Passes over the training images.
+        batch_size: Images per step.
+        lr: Peak learning rate of AdamW (linear warm-up, then polynomial decay to zero).
+        weight_decay: AdamW weight decay.
+        warmup_steps: Steps of linear warm-up.
+        crop_height: Rows of the random training crop (at input resolution); 0 for whole images.
+        crop_width: Columns of the random training crop; 0 for whole images.
+        aux_weight: Weight of each auxiliary head's loss.
+        ohem_keep_prob: Pixels predicted with less confidence than this are hard examples.
+        seed: Seed of weights, crops and data order; the same seed gives the same model.
+        num_workers: Data-loading worker processes.
+        accelerator: Lightning accelerator: ``auto``, ``cpu`` or ``gpu``.
+        devices: Devices to train on (``auto``, a count, or a list as text).
+        precision: Lightning precision, e.g. ``32-true`` or ``16-mixed`` (GPU).
+        max_steps: Stop after this many steps (-1: run all epochs).
+    """
+
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_steps: int = Field(50, ge=0)
+    crop_height: int = Field(256, ge=0, multiple_of=32)
+    crop_width: int = Field(512, ge=0, multiple_of=32)
+    aux_weight: float = Field(0.4, ge=0)
+    ohem_keep_prob: float = Field(0.7, gt=0, lt=1)
+    seed: int = 0
+    num_workers: int = Field(2, ge=0)
+    accelerator: str = "auto"
+    devices: str = "auto"
+    precision: str = "32-true"
+    max_steps: int = -1
+
+
 class IntrusionConfig(Settings):
     """Settings of the intrusion module (paper 003)."""
 
@@ -147,6 +214,8 @@ class IntrusionConfig(Settings):
     gauge: GaugeConfig = Field(default_factory=GaugeConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     railfit: RailFitConfig = Field(default_factory=RailFitConfig)
+    seg: SegModelConfig = Field(default_factory=SegModelConfig)
+    seg_train: SegTrainConfig = Field(default_factory=SegTrainConfig)
 
 
 class RailwatchConfig(Settings):

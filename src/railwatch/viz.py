@@ -150,3 +150,27 @@ def plot_risk_map(
     ax.set_title(f"Risk level of a {object_type} at {speed_mps:g} m/s (paper 003, Eq. 15-17)")
     fig.tight_layout()
     return fig
+
+
+SEG_COLOURS: dict[str, tuple[int, int, int]] = {"track": (250, 170, 40), "rail": (40, 230, 255)}
+"""Colour of each segmentation class in overlays (classes not listed are left unpainted)."""
+
+
+def blend_classes(image: np.ndarray, classes: np.ndarray, names: Sequence[str], alpha: float = 0.45) -> np.ndarray:
+    """Paint predicted classes over an ``(H, W, 3)`` uint8 image, ``alpha`` opaque; returns a new image."""
+    out = image.astype(np.float32)
+    for class_id, name in enumerate(names):
+        colour = SEG_COLOURS.get(name)
+        if colour is None:
+            continue
+        hit = classes == class_id
+        out[hit] = (1 - alpha) * out[hit] + alpha * np.asarray(colour, np.float32)
+    return out.round().astype(np.uint8)
+
+
+def class_map_image(classes: np.ndarray, names: Sequence[str]) -> Image.Image:
+    """A colour picture of a class map (background black)."""
+    rgb = np.zeros((*classes.shape, 3), np.uint8)
+    for class_id, name in enumerate(names):
+        rgb[classes == class_id] = SEG_COLOURS.get(name, (0, 0, 0))
+    return Image.fromarray(rgb)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from railwatch.cli_support import CONFIG_HELP, console, one_line_errors, print_json, settings
 from railwatch.errors import InputError
+from railwatch.intrusion.seg_cli import register as register_seg_commands
 
 app = typer.Typer(help="Track geometry and intrusion risk (paper 003).", no_args_is_help=True)
 
@@ -168,5 +169,7 @@ def grade(
     if out is not None:
         console.print(f"overlay: {out}")
 
+
+register_seg_commands(app)
 
 __all__ = ["app"]

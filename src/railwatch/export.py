@@ -1,0 +1,63 @@
+"""ONNX export and the check that ONNX Runtime computes what torch computes."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from railwatch.imageio import _atomic_write
+
+
+def export_onnx(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: str | Path,
+    input_name: str = "image",
+    output_names: tuple[str, ...] = ("logits",),
+    dynamic_batch: bool = True,
+    opset: int = 17,
+) -> Path:
+    """Export ``model`` (in eval mode) to ONNX, traced on ``example``; the file is written atomically."""
+    model = model.eval()
+    axes = {input_name: {0: "batch"}, **{name: {0: "batch"} for name in output_names}} if dynamic_batch else None
+
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer and deprecation chatter about the TorchScript exporter
+            torch.onnx.export(
+                model,
+                (example,),
+                tmp,
+                input_names=[input_name],
+                output_names=list(output_names),
+                dynamic_axes=axes,
+                opset_version=opset,
+                dynamo=False,
+            )
+
+    return _atomic_write(path, write)
+
+
+def onnx_session(path: str | Path):
+    """An ONNX Runtime CPU session for ``path``."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_max_abs_diff(model: nn.Module, path: str | Path, example: torch.Tensor) -> float:
+    """Largest absolute difference between torch's and ONNX Runtime's first output on ``example``."""
+    model = model.eval()
+    with torch.no_grad():
+        expected = model(example)
+    if isinstance(expected, (tuple, list)):
+        expected = expected[0]
+    session = onnx_session(path)
+    got = session.run(None, {session.get_inputs()[0].name: example.numpy()})[0]
+    return float(np.max(np.abs(got - expected.numpy())))

@@ -1,0 +1,104 @@
+"""``train-seg``: fit a segmenter on a scene data set and keep the best model on validation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from railwatch.checkpoint import save_checkpoint
+from railwatch.config import SegModelConfig, SegTrainConfig
+from railwatch.intrusion.seg.data import SceneSegmentation
+from railwatch.intrusion.seg.lightning import SegmentationTask
+
+TASK = "track-seg"
+
+
+def inference_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The network's weights without its training-only auxiliary heads (what a checkpoint keeps)."""
+    return {k: v for k, v in net.state_dict().items() if not k.startswith("aux_heads.")}
+
+
+class SaveBest(Callback):
+    """Write a railwatch checkpoint whenever validation mIoU improves (best-on-validation)."""
+
+    def __init__(self, path: Path, model_cfg: SegModelConfig, meta: dict[str, Any]) -> None:
+        self.path, self.model_cfg, self.meta = path, model_cfg, meta
+        self.best = -math.inf
+        self.best_metrics: dict[str, float] = {}
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: SegmentationTask) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        score = metrics.get("val/miou", -math.inf)
+        if score > self.best:
+            self.best, self.best_metrics = score, metrics
+            meta = {**self.meta, "epoch": trainer.current_epoch, "step": trainer.global_step, "metrics": metrics}
+            save_checkpoint(self.path, inference_state(pl_module.net), TASK, self.model_cfg.model_dump(mode="json"), meta)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the best model went and how good it was on validation."""
+
+    checkpoint: Path
+    metrics: dict[str, float]
+    log_dir: Path
+
+
+def train_segmenter(
+    data: str | Path, out: str | Path, model_cfg: SegModelConfig, train_cfg: SegTrainConfig, progress: bool = True
+) -> TrainResult:
+    """Train on ``data/images/train``, validate on ``data/images/val``, save ``out/best.pt``.
+
+    Args:
+        data: Scene data set (``railwatch data synth scenes``).
+        out: Output folder: ``best.pt`` (weights_only-loadable) and CSV logs.
+        model_cfg: Network settings.
+        train_cfg: Schedule, crops, seed, hardware.
+        progress: Show Lightning's progress bar.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(train_cfg.seed, workers=True, verbose=False)
+    size = (model_cfg.input_height, model_cfg.input_width)
+    crop = (train_cfg.crop_height, train_cfg.crop_width) if train_cfg.crop_height and train_cfg.crop_width else None
+    if crop and (crop[0] > size[0] or crop[1] > size[1]):
+        crop = None
+    train_set = SceneSegmentation(data, "train", model_cfg.classes, size, crop, augment=True, seed=train_cfg.seed)
+    val_set = SceneSegmentation(data, "val", model_cfg.classes, size)
+    workers = train_cfg.num_workers
+    generator = torch.Generator().manual_seed(train_cfg.seed)
+    train_loader = DataLoader(
+        train_set, train_cfg.batch_size, shuffle=True, num_workers=workers, generator=generator,
+        drop_last=len(train_set) > train_cfg.batch_size,
+    )  # fmt: skip
+    val_loader = DataLoader(val_set, max(1, train_cfg.batch_size // 2), num_workers=workers)
+    task = SegmentationTask(model_cfg.model_dump(mode="json"), train_cfg.model_dump(mode="json"))
+    meta = {"data": str(Path(data).resolve()), "train_images": len(train_set), "seed": train_cfg.seed}
+    best = SaveBest(out / "best.pt", model_cfg, meta)
+    devices: Any = train_cfg.devices if train_cfg.devices == "auto" else int(train_cfg.devices)
+    trainer = L.Trainer(
+        max_epochs=train_cfg.epochs,
+        max_steps=train_cfg.max_steps,
+        accelerator=train_cfg.accelerator,
+        devices=devices,
+        precision=train_cfg.precision,
+        deterministic="warn" if train_cfg.accelerator != "cpu" else True,
+        callbacks=[best],
+        logger=CSVLogger(out, name="logs"),
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=min(10, max(1, len(train_loader))),
+    )
+    trainer.fit(task, train_loader, val_loader)
+    return TrainResult(out / "best.pt", best.best_metrics, Path(trainer.logger.log_dir))

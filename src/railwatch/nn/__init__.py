@@ -1,0 +1,5 @@
+"""Building blocks shared by railwatch's networks."""
+
+from railwatch.nn.blocks import ConvBN, ConvBNReLU, DWConvBN
+
+__all__ = ["ConvBN", "ConvBNReLU", "DWConvBN"]
