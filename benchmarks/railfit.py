@@ -39,9 +39,6 @@ import argparse
 import gc
 import json
 import math
-import os
-import platform
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,7 +49,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-import railwatch
+from common import machine_info
 from railwatch.config import RailFitConfig
 from railwatch.data.rail_masks import RailMaskSample, RailTruth, random_scene, render_rail_mask
 from railwatch.errors import NoRailsFoundError
@@ -447,34 +444,6 @@ def risk_table(result: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
-
-
-def _processor() -> str:
-    name = platform.processor()
-    if name and name != platform.machine():
-        return name
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return name or platform.machine()
-
-
-def machine_info() -> dict[str, Any]:
-    """Platform, processor, CPU counts and library versions."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "platform": platform.platform(),
-        "processor": _processor(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "railwatch": railwatch.__version__,
-    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
