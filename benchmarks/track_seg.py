@@ -15,7 +15,7 @@
 
 Nothing is asserted; run from the repository root::
 
-    .venv/bin/python benchmarks/track_seg.py [--steps 1500] [--quick]
+    .venv/bin/python benchmarks/track_seg.py [--steps 1000] [--quick]
 
 Figures and settings go to ``benchmarks/results/track_seg.json``; a markdown table is printed.
 ``--keep-best PATH`` copies the BiSeNetV2 checkpoint there (how the packaged model is made).
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train-images", type=int, default=800)
     parser.add_argument("--val-images", type=int, default=40)
     parser.add_argument("--test-images", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=1500, help="training steps per model")
+    parser.add_argument("--steps", type=int, default=1000, help="training steps per model")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=4e-3)
     parser.add_argument("--repeats", type=int, default=10, help="timed inference runs per model")

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
 
 from railwatch.demo import run_demo
 
 
-def test_demo_writes_report_and_matches_truth(tmp_path):
-    report = run_demo(tmp_path, seed=7)
-    assert {p.name for p in tmp_path.iterdir()} == {"overlay.png", "risk_map.png", "report.json"}
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """One demo run shared by the tests: its folder and its report."""
+    out = tmp_path_factory.mktemp("demo")
+    return out, run_demo(out, seed=7)
+
+
+def test_demo_writes_report_and_matches_truth(demo):
+    tmp_path, report = demo
+    assert {p.name for p in tmp_path.iterdir()} == {"overlay.png", "risk_map.png", "report.json", "scenes"}
     assert json.loads((tmp_path / "report.json").read_text())["objects"] == report["objects"]
     assert Image.open(tmp_path / "overlay.png").size == (1920, 1080)
     assert sum(r["ego"] for r in report["rails"]) == 2
@@ -19,3 +27,16 @@ def test_demo_writes_report_and_matches_truth(tmp_path):
         assert obj["level"] == obj["truth"]["level"], obj
     near = [o for o in report["objects"] if o["truth"]["distance_m"] < 40]
     assert all(abs(o["offset_mm"] - o["truth"]["offset_mm"]) < 50 for o in near)
+
+
+def test_demo_scenes_are_segmented_and_objects_placed_near_their_truth(demo):
+    tmp_path, report = demo
+    scenes = report["scenes"]
+    assert [s["weather"] for s in scenes] == ["clear", "fog", "rain", "night"]
+    assert Image.open(tmp_path / "scenes" / "scenes.png").size == (1024, 512)
+    for scene in scenes:
+        assert (tmp_path / "scenes" / scene["overlay"]).is_file()
+        assert scene["ego_track"], scene
+        assert scene["rail_iou"] > 0.6, scene
+    near = [o for s in scenes for o in s["objects"] if o.get("level") and o["truth"]["distance_m"] <= 30]
+    assert all(abs(o["offset_mm"] - o["truth"]["offset_mm"]) < 150 for o in near), near

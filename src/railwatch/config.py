@@ -182,12 +182,19 @@ class SegTrainConfig(Settings):
         crop_width: Columns of the random training crop; 0 for whole images.
         aux_weight: Weight of each auxiliary head's loss.
         ohem_keep_prob: Pixels predicted with less confidence than this are hard examples.
+        dice_weight: Weight of a soft Dice term on the main head (0: BiSeNetV2's loss alone);
+            it makes the thin rail class count as much as the track bed.
+        rail_crop_prob: Chance that a training crop is centred near a random rail pixel
+            rather than placed uniformly (rails cover about 1% of an image).
         seed: Seed of weights, crops and data order; the same seed gives the same model.
         num_workers: Data-loading worker processes.
         accelerator: Lightning accelerator: ``auto``, ``cpu`` or ``gpu``.
         devices: Devices to train on (``auto``, a count, or a list as text).
         precision: Lightning precision, e.g. ``32-true`` or ``16-mixed`` (GPU).
         max_steps: Stop after this many steps (-1: run all epochs).
+        val_every_steps: Validate every this many steps; ``None`` validates after each epoch.
+        init_weights: A segmenter checkpoint to start from (fine-tuning, or training on);
+            ``None`` starts from random weights.
     """
 
     epochs: int = Field(40, ge=1)
@@ -199,12 +206,16 @@ class SegTrainConfig(Settings):
     crop_width: int = Field(512, ge=0, multiple_of=32)
     aux_weight: float = Field(0.4, ge=0)
     ohem_keep_prob: float = Field(0.7, gt=0, lt=1)
+    dice_weight: float = Field(1.0, ge=0)
+    rail_crop_prob: float = Field(0.5, ge=0, le=1)
     seed: int = 0
     num_workers: int = Field(2, ge=0)
     accelerator: str = "auto"
     devices: str = "auto"
     precision: str = "32-true"
     max_steps: int = -1
+    val_every_steps: int | None = Field(None, ge=1)
+    init_weights: str | None = None
 
 
 class IntrusionConfig(Settings):

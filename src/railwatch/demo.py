@@ -1,9 +1,11 @@
-"""``railwatch demo``: the intrusion geometry and risk engine end to end on a generated scene.
+"""``railwatch demo``: the intrusion geometry and risk engine end to end on generated scenes.
 
 A cab camera looks down a curving track with a neighbouring track beside it. Objects stand at
 known ground positions. railwatch sees only the rail mask and the objects' foot points (what
 the segmentation and detection stages deliver), fits the rails, places and ranges each
-object, and grades its risk; the report sets every measured value beside the truth.
+object, and grades its risk; the report sets every measured value beside the truth. Then
+:mod:`railwatch.demo_scenes` does the same from rendered camera images, with the packaged
+BiSeNetV2 finding the rails.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from rich.table import Table
 from railwatch.cli_support import console
 from railwatch.config import RailwatchConfig
 from railwatch.data.rail_masks import RailMaskScene, SceneObject, Track, render_rail_mask
+from railwatch.demo_scenes import run_scene_demo
 from railwatch.imageio import write_image, write_text
 from railwatch.intrusion.grading import grade_objects
 from railwatch.intrusion.railfit import fit_rails
@@ -101,11 +104,12 @@ def run_demo(out: Path, seed: int = 7, config: RailwatchConfig | None = None) ->
         "rails": fit.to_dict()["rails"],
         "objects": records,
         "fit_and_grade_ms": round(elapsed_ms, 2),
-        "files": {"overlay": overlay.name, "risk_map": risk_map.name},
+        "files": {"overlay": overlay.name, "risk_map": risk_map.name, "scenes": "scenes/scenes.png"},
         "notes": "distance is flat-ground monocular ranging from the ego gauge width at the foot row",
     }
-    write_text(json.dumps(report, indent=2), out / "report.json")
     _print_summary(records, fit, elapsed_ms, out)
+    report["scenes"] = run_scene_demo(out / "scenes", seed=seed, config=config)
+    write_text(json.dumps(report, indent=2), out / "report.json")
     return report
 
 

@@ -13,6 +13,23 @@ from PIL import Image, UnidentifiedImageError
 from railwatch.errors import InputError
 
 
+def _open_image(path: str | Path) -> tuple[np.ndarray, str]:
+    """Pixels and Pillow mode of an image file.
+
+    Raises:
+        InputError: missing or unreadable (naming the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return np.asarray(image), image.mode
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise InputError(f"{path}: not a readable image ({type(err).__name__})") from None
+
+
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a binary mask image: any pixel brighter than half scale is set.
 
@@ -28,16 +45,7 @@ def read_mask(path: str | Path) -> np.ndarray:
     Raises:
         InputError: missing, unreadable, or a colour image with different channels.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            array = np.asarray(image)
-            mode = image.mode
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise InputError(f"{path}: not a readable image ({type(err).__name__})") from None
+    array, mode = _open_image(path)
     if array.ndim == 3:
         channels = array[..., :3] if mode in ("RGB", "RGBA") else array
         if not (channels == channels[..., :1]).all():
@@ -47,6 +55,19 @@ def read_mask(path: str | Path) -> np.ndarray:
         return array
     scale = 1 if array.max(initial=0) <= 1 else np.iinfo(array.dtype).max if array.dtype.kind in "ui" else 1
     return array > scale / 2
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read an RGB image as ``(H, W, 3)`` uint8; grey and RGBA images are refused with the reason.
+
+    Raises:
+        InputError: missing, unreadable, or not three-channel colour.
+    """
+    array, mode = _open_image(path)
+    if mode != "RGB" or array.ndim != 3 or array.shape[2] != 3:
+        channels = 1 if array.ndim == 2 else array.shape[2]
+        raise InputError(f"{path}: expected a 3-channel RGB image, got {channels} channel(s) ({mode})")
+    return array
 
 
 def _atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:

@@ -199,7 +199,7 @@ def test_write_scene_dataset_layout(tmp_path):
     "call, message",
     [
         (lambda out: write_scene_dataset(out, 0, progress=False), "count must be at least 1"),
-        (lambda out: write_scene_dataset(out, 2, val_fraction=1.0, progress=False), "val fraction must be in [0, 1)"),
+        (lambda out: write_scene_dataset(out, 2, val_fraction=1.5, progress=False), "val fraction must be in [0, 1]"),
         (lambda out: write_scene_dataset(out, 2, weathers=["snow"], progress=False), "unknown weather 'snow'"),
         (lambda out: write_scene_dataset(out, 2, image_format="gif", progress=False), "unknown image format 'gif'"),
         (lambda out: SceneSpec(weather="hail"), "unknown weather 'hail'"),
@@ -224,7 +224,7 @@ def test_cli_scenes(tmp_path):
     for bad, message in (
         (["--weather", "clear,snow"], "unknown weather 'snow'"),
         (["-n", "0"], "count must be at least 1"),
-        (["--val-fraction", "1.5"], "val fraction must be in [0, 1)"),
+        (["--val-fraction", "1.5"], "val fraction must be in [0, 1]"),
         (["--format", "bmp"], "unknown image format 'bmp'"),
     ):
         bad_result = runner.invoke(app, ["data", "synth", "scenes", "--out", str(tmp_path / "bad"), *bad])

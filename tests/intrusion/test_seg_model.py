@@ -13,7 +13,7 @@ from railwatch.config import SegModelConfig
 from railwatch.errors import InputError
 from railwatch.export import export_onnx, onnx_max_abs_diff
 from railwatch.intrusion.models import count_gflops, count_params, list_models
-from railwatch.intrusion.seg.loss import IGNORE_INDEX, OhemCrossEntropy, SegmentationLoss
+from railwatch.intrusion.seg.loss import IGNORE_INDEX, OhemCrossEntropy, SegmentationLoss, soft_dice_loss
 from railwatch.intrusion.seg.model import BiSeNetV2, build_segmenter
 from railwatch.intrusion.seg.train import inference_state
 
@@ -83,7 +83,7 @@ def test_ohem_ignores_unlabelled_pixels():
 def test_total_loss_weights_the_auxiliary_heads():
     target = torch.zeros(1, 4, 4, dtype=torch.long)
     outs = tuple(torch.zeros(1, 2, 4, 4) for _ in range(5))
-    total, parts = SegmentationLoss(aux_weight=0.5)(outs, target)
+    total, parts = SegmentationLoss(aux_weight=0.5, dice_weight=0.0)(outs, target)
     assert parts["main"] == pytest.approx(math.log(2))
     assert parts["aux"] == pytest.approx(4 * math.log(2))
     assert total == pytest.approx(3 * math.log(2))
@@ -141,3 +141,12 @@ def test_model_list_has_bisenetv2_and_the_baseline():
     assert {"bisenetv2", "fcn"} <= set(names)
     assert names["bisenetv2"].input_size == (512, 1024)
     assert names["bisenetv2"].gflops > names["fcn"].gflops > 0
+
+
+def test_soft_dice_is_zero_for_a_perfect_prediction_and_one_for_a_disjoint_one():
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    target[0, :, 1] = 2  # a one-pixel-wide "rail"
+    perfect = F.one_hot(target, 3).permute(0, 3, 1, 2).float() * 50
+    assert soft_dice_loss(perfect, target, eps=1e-6) == pytest.approx(0.0, abs=1e-4)
+    wrong = torch.roll(perfect, shifts=2, dims=3)  # the rail predicted two columns off
+    assert soft_dice_loss(wrong, target, eps=1e-6) > 0.49  # rail Dice 0 (track absent: Dice 1)

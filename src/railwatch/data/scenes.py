@@ -552,8 +552,8 @@ def _check_dataset_args(count: int, seed: int, val_fraction: float, image_format
         raise InputError(f"count must be at least 1, got {count}")
     if seed < 0:
         raise InputError(f"seed must be >= 0, got {seed}")
-    if not 0 <= val_fraction < 1:
-        raise InputError(f"val fraction must be in [0, 1), got {val_fraction}")
+    if not 0 <= val_fraction <= 1:
+        raise InputError(f"val fraction must be in [0, 1] (1 writes a test set: everything in val), got {val_fraction}")
     fmt = {"jpeg": "jpg"}.get(image_format.lower().lstrip("."), image_format.lower().lstrip("."))
     if fmt not in ("png", "jpg"):
         raise InputError(f"unknown image format {image_format!r}; use png or jpg")

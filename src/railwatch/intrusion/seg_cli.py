@@ -59,6 +59,7 @@ def train_seg(
     devices: Annotated[Optional[str], typer.Option("--devices", help="Devices: auto or a count.")] = None,
     precision: Annotated[Optional[str], typer.Option("--precision", help="32-true, 16-mixed, bf16-mixed.")] = None,
     num_workers: Annotated[Optional[int], typer.Option("--num-workers", help="Data-loading workers.")] = None,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from this segmenter checkpoint.")] = None,
     config: ConfigOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
@@ -91,6 +92,7 @@ def train_seg(
             "intrusion.seg_train.devices": devices,
             "intrusion.seg_train.precision": precision,
             "intrusion.seg_train.num_workers": num_workers,
+            "intrusion.seg_train.init_weights": None if init is None else str(init),
         },
     ).intrusion
     result = train_segmenter(data, out, cfg.seg, cfg.seg_train, progress=not quiet)

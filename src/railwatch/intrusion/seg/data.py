@@ -19,35 +19,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from railwatch.errors import InputError
+from railwatch.imageio import read_rgb
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an RGB image as ``(H, W, 3)`` uint8; grey and RGBA images are refused with the reason.
-
-    Raises:
-        InputError: missing, unreadable, or not three-channel colour.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            array = np.asarray(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise InputError(f"{path}: not a readable image ({type(err).__name__})") from None
-    if mode != "RGB" or array.ndim != 3 or array.shape[2] != 3:
-        channels = 1 if array.ndim == 2 else array.shape[2]
-        raise InputError(f"{path}: expected a 3-channel RGB image, got {channels} channel(s) ({mode})")
-    return array
 
 
 def image_files(folder: str | Path) -> list[Path]:
@@ -86,6 +65,9 @@ class SceneSegmentation(Dataset):
         crop: ``(h, w)`` random crop for training, ``None`` for whole images.
         augment: Random horizontal flips and brightness/contrast jitter.
         seed: Seed of the crops and jitter (combined with the sample index and epoch).
+        focus_class: With probability ``focus_prob`` a crop is centred near a random pixel of
+            this class (when the image has one), so rare thin classes are seen often.
+        focus_prob: See ``focus_class``.
     """
 
     def __init__(
@@ -97,6 +79,8 @@ class SceneSegmentation(Dataset):
         crop: tuple[int, int] | None = None,
         augment: bool = False,
         seed: int = 0,
+        focus_class: int | None = None,
+        focus_prob: float = 0.0,
     ) -> None:
         self.root = Path(root)
         spec_path = self.root / "data.yaml"
@@ -116,6 +100,8 @@ class SceneSegmentation(Dataset):
         self.crop = crop
         self.augment = augment
         self.seed = seed
+        self.focus_class = focus_class
+        self.focus_prob = focus_prob
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -138,8 +124,7 @@ class SceneSegmentation(Dataset):
     def _augment(self, image: Tensor, mask: Tensor, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
         if self.crop:
             h, w = self.crop
-            top = int(rng.integers(0, image.shape[1] - h + 1))
-            left = int(rng.integers(0, image.shape[2] - w + 1))
+            top, left = self._crop_corner(mask, h, w, rng)
             image, mask = image[:, top : top + h, left : left + w], mask[top : top + h, left : left + w]
         if self.augment:
             if rng.random() < 0.5:
@@ -147,3 +132,15 @@ class SceneSegmentation(Dataset):
             gain, bias = rng.uniform(0.7, 1.3), rng.uniform(-0.1, 0.1)
             image = (image * gain + bias).clamp_(0, 1)
         return image.contiguous(), mask.contiguous()
+
+    def _crop_corner(self, mask: Tensor, h: int, w: int, rng: np.random.Generator) -> tuple[int, int]:
+        """Top-left corner of a crop: uniform, or around a pixel of ``focus_class`` now and then."""
+        rows, cols = mask.shape[0] - h, mask.shape[1] - w
+        if self.focus_class is not None and rng.random() < self.focus_prob:
+            hits = torch.nonzero(mask == self.focus_class)
+            if len(hits):
+                r, c = hits[int(rng.integers(len(hits)))].tolist()
+                top = r - h // 2 + int(rng.integers(-h // 4, h // 4 + 1))
+                left = c - w // 2 + int(rng.integers(-w // 4, w // 4 + 1))
+                return min(max(top, 0), rows), min(max(left, 0), cols)
+        return int(rng.integers(0, rows + 1)), int(rng.integers(0, cols + 1))

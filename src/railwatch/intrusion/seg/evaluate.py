@@ -21,9 +21,10 @@ from torchmetrics.classification import MulticlassJaccardIndex
 from railwatch.cli_support import console
 from railwatch.config import GaugeConfig, RailFitConfig
 from railwatch.errors import GeometryError, InputError
+from railwatch.imageio import read_rgb
 from railwatch.intrusion.geometry import lateral_position
 from railwatch.intrusion.railfit import RailFit
-from railwatch.intrusion.seg.data import SceneSegmentation, read_rgb
+from railwatch.intrusion.seg.data import SceneSegmentation
 from railwatch.intrusion.seg.infer import Segmenter
 
 

@@ -16,8 +16,9 @@ from torch import nn
 from railwatch.checkpoint import load_checkpoint
 from railwatch.config import IntrusionConfig, RailFitConfig, SegModelConfig
 from railwatch.errors import InputError, NoRailsFoundError
+from railwatch.imageio import read_rgb
 from railwatch.intrusion.railfit import RailFit, fit_rails
-from railwatch.intrusion.seg.data import read_rgb, to_tensor
+from railwatch.intrusion.seg.data import to_tensor
 from railwatch.intrusion.seg.model import build_segmenter
 from railwatch.intrusion.seg.train import TASK
 

@@ -26,7 +26,8 @@ class SegmentationTask(L.LightningModule):
         self.model_cfg = SegModelConfig.model_validate(model)
         self.train_cfg = SegTrainConfig.model_validate(train)
         self.net = build_segmenter(self.model_cfg)
-        self.loss = SegmentationLoss(self.train_cfg.aux_weight, self.train_cfg.ohem_keep_prob)
+        cfg = self.train_cfg
+        self.loss = SegmentationLoss(cfg.aux_weight, cfg.ohem_keep_prob, cfg.dice_weight)
         n = len(self.model_cfg.classes)
         self.val_iou = MulticlassJaccardIndex(n, average="none", ignore_index=IGNORE_INDEX)
 

@@ -46,18 +46,41 @@ class OhemCrossEntropy(nn.Module):
         return hard.mean()
 
 
-class SegmentationLoss(nn.Module):
-    """Main-head loss plus ``aux_weight`` times each auxiliary head's loss."""
+def soft_dice_loss(logits: Tensor, target: Tensor, ignore_index: int = IGNORE_INDEX, eps: float = 1.0) -> Tensor:
+    """``1 - mean Dice`` of the soft predictions over the foreground classes (all but class 0).
 
-    def __init__(self, aux_weight: float = 1.0, keep_prob: float = 0.7) -> None:
+    Dice is an overlap score like IoU, so a thin class such as the rails weighs as much as the
+    track bed however few pixels it has; cross-entropy alone spends most of its effort on the
+    large, easy classes.
+    """
+    probs = logits.softmax(1)
+    valid = (target != ignore_index).unsqueeze(1)
+    onehot = F.one_hot(target.clamp(0, logits.shape[1] - 1), logits.shape[1]).permute(0, 3, 1, 2)
+    probs, onehot = probs * valid, onehot * valid
+    inter = (probs * onehot).sum(dim=(0, 2, 3))[1:]
+    total = (probs + onehot).sum(dim=(0, 2, 3))[1:]
+    return 1 - ((2 * inter + eps) / (total + eps)).mean()
+
+
+class SegmentationLoss(nn.Module):
+    """Main-head loss plus ``aux_weight`` times each auxiliary head's loss.
+
+    Each head's loss is OHEM cross-entropy (BiSeNetV2's); ``dice_weight`` adds a soft Dice term on
+    the main head for the thin classes.
+    """
+
+    def __init__(self, aux_weight: float = 1.0, keep_prob: float = 0.7, dice_weight: float = 0.0) -> None:
         super().__init__()
         self.pixel_loss = OhemCrossEntropy(keep_prob)
         self.aux_weight = aux_weight
+        self.dice_weight = dice_weight
 
     def forward(self, outputs: Tensor | Sequence[Tensor], target: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Return the total loss and its parts (``main``, ``aux``) for logging."""
+        """Return the total loss and its parts (``main``, ``aux``, ``dice``) for logging."""
         if isinstance(outputs, Tensor):
             outputs = (outputs,)
         main = self.pixel_loss(outputs[0], target)
         aux = sum((self.pixel_loss(o, target) for o in outputs[1:]), torch.zeros((), device=target.device))
-        return main + self.aux_weight * aux, {"main": main.detach(), "aux": aux.detach()}
+        dice = soft_dice_loss(outputs[0], target) if self.dice_weight else torch.zeros((), device=target.device)
+        total = main + self.aux_weight * aux + self.dice_weight * dice
+        return total, {"main": main.detach(), "aux": aux.detach(), "dice": dice.detach()}

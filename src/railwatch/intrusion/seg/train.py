@@ -13,8 +13,9 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from railwatch.checkpoint import save_checkpoint
+from railwatch.checkpoint import load_checkpoint, save_checkpoint
 from railwatch.config import SegModelConfig, SegTrainConfig
+from railwatch.errors import InputError
 from railwatch.intrusion.seg.data import SceneSegmentation
 from railwatch.intrusion.seg.lightning import SegmentationTask
 
@@ -45,6 +46,23 @@ class SaveBest(Callback):
             save_checkpoint(self.path, inference_state(pl_module.net), TASK, self.model_cfg.model_dump(mode="json"), meta)
 
 
+def load_initial_weights(net: torch.nn.Module, path: str | Path, model_cfg: SegModelConfig) -> None:
+    """Start ``net`` from a segmenter checkpoint of the same architecture (auxiliary heads stay new).
+
+    Raises:
+        InputError: the checkpoint is missing, unreadable, or of another architecture or class list.
+    """
+    payload = load_checkpoint(path, TASK)
+    saved = SegModelConfig.model_validate(payload["model"])
+    if (saved.arch, saved.classes, saved.head_channels, saved.upsample) != (
+        model_cfg.arch, model_cfg.classes, model_cfg.head_channels, model_cfg.upsample
+    ):
+        raise InputError(f"{path}: a {saved.arch} with other classes or head settings than the model being trained")
+    missing, unexpected = net.load_state_dict(payload["state_dict"], strict=False)
+    if unexpected or any(not k.startswith("aux_heads.") for k in missing):
+        raise InputError(f"{path}: weights do not fit the network being trained")
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """Where the best model went and how good it was on validation."""
@@ -73,7 +91,11 @@ def train_segmenter(
     crop = (train_cfg.crop_height, train_cfg.crop_width) if train_cfg.crop_height and train_cfg.crop_width else None
     if crop and (crop[0] > size[0] or crop[1] > size[1]):
         crop = None
-    train_set = SceneSegmentation(data, "train", model_cfg.classes, size, crop, augment=True, seed=train_cfg.seed)
+    focus = model_cfg.classes.index("rail") if "rail" in model_cfg.classes else None
+    train_set = SceneSegmentation(
+        data, "train", model_cfg.classes, size, crop, augment=True, seed=train_cfg.seed,
+        focus_class=focus, focus_prob=train_cfg.rail_crop_prob,
+    )  # fmt: skip
     val_set = SceneSegmentation(data, "val", model_cfg.classes, size)
     workers = train_cfg.num_workers
     generator = torch.Generator().manual_seed(train_cfg.seed)
@@ -83,11 +105,16 @@ def train_segmenter(
     )  # fmt: skip
     val_loader = DataLoader(val_set, max(1, train_cfg.batch_size // 2), num_workers=workers)
     task = SegmentationTask(model_cfg.model_dump(mode="json"), train_cfg.model_dump(mode="json"))
-    meta = {"data": str(Path(data).resolve()), "train_images": len(train_set), "seed": train_cfg.seed}
+    if train_cfg.init_weights:
+        load_initial_weights(task.net, train_cfg.init_weights, model_cfg)
+    meta = {"data": Path(data).resolve().name, "train_images": len(train_set), "seed": train_cfg.seed}
     best = SaveBest(out / "best.pt", model_cfg, meta)
-    devices: Any = train_cfg.devices if train_cfg.devices == "auto" else int(train_cfg.devices)
+    devices: Any = int(train_cfg.devices) if train_cfg.devices.isdigit() else train_cfg.devices
+    every = train_cfg.val_every_steps
     trainer = L.Trainer(
         max_epochs=train_cfg.epochs,
+        val_check_interval=every if every else 1.0,
+        check_val_every_n_epoch=None if every else 1,
         max_steps=train_cfg.max_steps,
         accelerator=train_cfg.accelerator,
         devices=devices,
