@@ -34,10 +34,12 @@ class SaveBest(Callback):
         self.path, self.model_cfg, self.meta = path, model_cfg, meta
         self.best = -math.inf
         self.best_metrics: dict[str, float] = {}
+        self.validated_at_step: int | None = None
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: SegmentationTask) -> None:
         if trainer.sanity_checking:
             return
+        self.validated_at_step = trainer.global_step
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         score = metrics.get("val/miou", -math.inf)
         if score > self.best:
@@ -128,4 +130,6 @@ def train_segmenter(
         log_every_n_steps=min(10, max(1, len(train_loader))),
     )
     trainer.fit(task, train_loader, val_loader)
+    if best.validated_at_step != trainer.global_step:  # stopped by max_steps between validations
+        trainer.validate(task, val_loader, verbose=False)
     return TrainResult(out / "best.pt", best.best_metrics, Path(trainer.logger.log_dir))
