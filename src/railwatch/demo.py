@@ -21,9 +21,8 @@ from rich.table import Table
 from railwatch.cli_support import console
 from railwatch.config import RailwatchConfig
 from railwatch.data.rail_masks import RailMaskScene, SceneObject, Track, render_rail_mask
-from railwatch.demo_scenes import run_scene_demo
+from railwatch.demo_scenes import grade_at_true_feet, run_scene_demo
 from railwatch.imageio import write_image, write_text
-from railwatch.intrusion.grading import grade_objects
 from railwatch.intrusion.railfit import fit_rails
 from railwatch.intrusion.risk import assess_risk
 from railwatch.viz import draw_rail_overlay, plot_risk_map
@@ -64,14 +63,7 @@ def run_demo(out: Path, seed: int = 7, config: RailwatchConfig | None = None) ->
     started = time.perf_counter()
     fit = fit_rails(sample.mask, cfg.railfit, source="demo mask")
     truth = sample.objects
-    graded = grade_objects(
-        fit,
-        np.array([o.foot_u for o in truth]),
-        np.array([o.foot_v for o in truth]),
-        [o.type for o in truth],
-        np.array([o.speed_mps for o in truth]),
-        cfg,
-    )
+    graded = grade_at_true_feet(fit, truth, cfg)
     elapsed_ms = (time.perf_counter() - started) * 1000
     true_risk = assess_risk(
         [o.offset_mm for o in truth],

@@ -9,6 +9,7 @@ beside the renderer's truth, and the rail IoU beside the true rail mask.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,13 @@ from PIL import Image
 from rich.table import Table
 
 from railwatch.cli_support import console
-from railwatch.config import RailwatchConfig
+from railwatch.config import IntrusionConfig, RailwatchConfig
+from railwatch.data.rail_masks import ObjectTruth
 from railwatch.data.scenes import SCENE_CAMERA, SceneSample, make_scene, scene_seed
 from railwatch.errors import GeometryError
 from railwatch.imageio import write_image
-from railwatch.intrusion.grading import grade_objects
+from railwatch.intrusion.grading import GradedObjects, grade_objects
+from railwatch.intrusion.railfit import RailFit
 from railwatch.viz import blend_classes, draw_rail_overlay
 
 DEMO_WEATHERS: tuple[str, ...] = ("clear", "fog", "rain", "night")
@@ -73,21 +76,26 @@ def run_scene_demo(out: Path, seed: int = 7, config: RailwatchConfig | None = No
     return records
 
 
-def _grade(sample: SceneSample, rails, cfg) -> list[dict[str, Any]]:
+def grade_at_true_feet(fit: RailFit, objects: Sequence[ObjectTruth], cfg: IntrusionConfig) -> GradedObjects:
+    """Grade objects from their true foot points, classes and speeds (standing in for detection)."""
+    return grade_objects(
+        fit,
+        np.array([o.foot_u for o in objects]),
+        np.array([o.foot_v for o in objects]),
+        [o.type for o in objects],
+        np.array([o.speed_mps for o in objects]),
+        cfg,
+    )
+
+
+def _grade(sample: SceneSample, rails: RailFit | None, cfg: IntrusionConfig) -> list[dict[str, Any]]:
     """Grade the visible objects whose foot point is in the image, with their truth beside them."""
     height, width = sample.image.shape[:2]
     seen = [o for o in sample.objects if 0 <= o.foot_u <= width - 1 and 0 <= o.foot_v <= height - 1]
     if not seen or rails is None or rails.ego is None:
         return []
     try:
-        graded = grade_objects(
-            rails,
-            np.array([o.foot_u for o in seen]),
-            np.array([o.foot_v for o in seen]),
-            [o.type for o in seen],
-            np.array([o.speed_mps for o in seen]),
-            cfg,
-        )
+        graded = grade_at_true_feet(rails, seen, cfg)
     except GeometryError:
         return []
     records = graded.records()

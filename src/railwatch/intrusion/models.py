@@ -37,17 +37,17 @@ def _segmenters() -> dict[str, tuple[str, Callable[[], nn.Module], tuple[int, in
     default = SegModelConfig()
     return {
         "bisenetv2": (
-            "BiSeNetV2, paper 003 Table 1 (detail + semantic branches, guided aggregation)",
+            "BiSeNetV2 of paper 003 Table 1, reference head",
             lambda: build_segmenter(default, aux=False),
             (default.input_height, default.input_width),
         ),
         "bisenetv2-small": (
-            "BiSeNetV2 with a 128-wide pixel-shuffle head (the model shipped with railwatch)",
+            "BiSeNetV2, 128-wide pixel-shuffle head (shipped)",
             lambda: build_segmenter(default.model_copy(update={"head_channels": 128, "upsample": "shuffle"}), aux=False),
             (default.input_height, default.input_width),
         ),
         "fcn": (
-            "Plain FCN baseline (VGG-like encoder, FCN-8s skips)",
+            "plain FCN baseline, FCN-8s skips",
             lambda: build_segmenter(default.model_copy(update={"arch": "fcn"})),
             (default.input_height, default.input_width),
         ),
