@@ -70,6 +70,10 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return array
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def _atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call ``write(temporary_path)`` beside ``path``, then rename it into place; no half file is left."""
     path = Path(path)
@@ -78,6 +82,7 @@ def _atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
