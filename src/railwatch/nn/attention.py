@@ -1,0 +1,82 @@
+"""Attention blocks: squeeze-and-excitation and multi-scale dilated attention (paper 003, section 2.2).
+
+:class:`SqueezeExcite` reweights channels from their global average (SENet). ST-YOLO puts it
+after the 1x1 convolutions of its ShuffleNetV2 backbone.
+
+:class:`MultiScaleDilatedAttention` is DilateFormer's MSDA (Eq. 5-8): each head attends from
+every query position ``(i, j)`` to the ``w x w`` keys and values at ``(i + p r, j + q r)``,
+``-w/2 <= p, q <= w/2``, with its own dilation ``r``; the heads are concatenated and projected.
+torch has no sliding-window attention over dilated neighbourhoods, so the gathering is written
+here with ``F.unfold``, which exports to ONNX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class SqueezeExcite(nn.Module):
+    """Channel attention: ``x * sigmoid(W2 relu(W1 avgpool(x)))`` with a ``reduction`` bottleneck."""
+
+    def __init__(self, channels: int, reduction: int = 4) -> None:
+        super().__init__()
+        hidden = max(8, channels // reduction)
+        self.gate = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(channels, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gate(x)
+
+
+class MultiScaleDilatedAttention(nn.Module):
+    """Multi-scale dilated attention (DilateFormer's MSDA; paper 003, Eq. 5-8).
+
+    Args:
+        channels: Input and output channels; split evenly over the dilations' heads.
+        dilations: One dilation ``r_i`` per head group (Eq. 8); ``(1, 2, 3)`` as in DilateFormer.
+        window: Side ``w`` of the sliding window of keys around each query (odd).
+    """
+
+    def __init__(self, channels: int, dilations: Sequence[int] = (1, 2, 3), window: int = 3) -> None:
+        super().__init__()
+        if channels % len(dilations):
+            raise ValueError(f"{channels} channels do not split into {len(dilations)} dilation heads")
+        if window % 2 == 0:
+            raise ValueError(f"window must be odd, got {window}")
+        self.dilations = tuple(dilations)
+        self.window = window
+        self.head_dim = channels // len(dilations)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        self.scale = self.head_dim**-0.5
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        q, k, v = self.qkv(x).chunk(3, dim=1)
+        heads = []
+        for i, r in enumerate(self.dilations):
+            part = slice(i * self.head_dim, (i + 1) * self.head_dim)
+            heads.append(self._window_attention(q[:, part], k[:, part], v[:, part], r, h, w))
+        return self.proj(torch.cat(heads, dim=1))
+
+    def _window_attention(self, q: Tensor, k: Tensor, v: Tensor, r: int, h: int, w: int) -> Tensor:
+        """Eq. 6-7: softmax(q_ij K_r^T / sqrt(d)) V_r over the dilated w x w window of each query."""
+        n, d = q.shape[:2]
+        taps = self.window * self.window
+        pad = r * (self.window // 2)
+        # (N, d * taps, H*W): the keys/values of every window, zero outside the map
+        keys = F.unfold(k, self.window, dilation=r, padding=pad).view(n, d, taps, h * w)
+        values = F.unfold(v, self.window, dilation=r, padding=pad).view(n, d, taps, h * w)
+        query = q.reshape(n, d, 1, h * w)
+        logits = (query * keys).sum(1) * self.scale  # (N, taps, H*W)
+        weights = logits.softmax(dim=1).unsqueeze(1)
+        return (weights * values).sum(2).view(n, d, h, w)
