@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from railwatch import __version__
-from railwatch.cli_support import CONFIG_HELP, console, one_line_errors, print_json, settings
+from railwatch.cli_support import ConfigOption, console, one_line_errors, print_json, settings
 from railwatch.config import dump_yaml
 from railwatch.data.cli import app as data_app
 from railwatch.intrusion.cli import app as intrusion_app
@@ -63,7 +63,7 @@ def risk(
             help="Set f_speed = 0 for stationary objects, as the paper writes (default: 1 + v/10 always).",
         ),
     ] = False,
-    config: Annotated[Optional[Path], typer.Option("--config", help=CONFIG_HELP)] = None,
+    config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Grade one object's intrusion risk (paper 003, Eq. 15-17, Table 4).
@@ -101,7 +101,7 @@ def risk(
 
 @config_app.command("show")
 @one_line_errors
-def config_show(config: Annotated[Optional[Path], typer.Option("--config", help=CONFIG_HELP)] = None) -> None:
+def config_show(config: ConfigOption = None) -> None:
     """Print the settings in force as YAML: every default, with a file's changes on top.
 
     Save the output, edit what you need, and pass it back with --config.
@@ -114,7 +114,7 @@ def config_show(config: Annotated[Optional[Path], typer.Option("--config", help=
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for the pictures and the report.")] = Path("demo_out"),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated scene.")] = 7,
-    config: Annotated[Optional[Path], typer.Option("--config", help=CONFIG_HELP)] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Run railwatch end to end on built-in data and write what it finds to --out.
 

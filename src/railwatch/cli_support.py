@@ -6,7 +6,7 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,6 +20,8 @@ error_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 CONFIG_HELP = "YAML settings file (see `railwatch config show`); flags override it."
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help=CONFIG_HELP)]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def one_line_errors(command: F) -> F:

@@ -93,7 +93,7 @@ def test_same_seed_trains_the_same_weights(scenes, tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
-def test_predictions_come_back_at_the_image_size(scenes, tmp_path):
+def test_predictions_come_back_at_the_image_size():
     torch.manual_seed(0)
     from railwatch.intrusion.seg.model import build_segmenter
 

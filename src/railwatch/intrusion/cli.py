@@ -9,7 +9,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from railwatch.cli_support import CONFIG_HELP, console, one_line_errors, print_json, settings
+from railwatch.cli_support import ConfigOption, JsonOption, console, one_line_errors, print_json, settings
 from railwatch.errors import InputError
 from railwatch.intrusion.seg_cli import register as register_seg_commands
 
@@ -17,8 +17,6 @@ app = typer.Typer(help="Track geometry and intrusion risk (paper 003).", no_args
 
 MaskArg = Annotated[Path, typer.Argument(help="Binary rail mask image (rail pixels bright).", show_default=False)]
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Write an overlay picture here (PNG).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", help=CONFIG_HELP)]
 ModelOption = Annotated[
     Optional[str],
     typer.Option("--model", help="Rail curve for geometry: perspective (default) or cubic (the paper's Eq. 1)."),

@@ -8,13 +8,11 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from railwatch.cli_support import CONFIG_HELP, console, one_line_errors, print_json, settings
+from railwatch.cli_support import ConfigOption, JsonOption, console, one_line_errors, print_json, settings
 from railwatch.errors import InputError
 
 WEIGHTS_HELP = "Segmenter checkpoint (.pt from train-seg); defaults to the small model shipped with railwatch."
 WeightsOption = Annotated[Optional[Path], typer.Option("--weights", "-w", help=WEIGHTS_HELP)]
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", help=CONFIG_HELP)]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def packaged_weights() -> Path:

@@ -45,10 +45,14 @@ class Segmenter:
         net: The network (eval mode).
         cfg: Its settings (classes, input size).
         device: Where to run it.
+        meta: What its checkpoint recorded.
     """
 
-    def __init__(self, net: nn.Module, cfg: SegModelConfig, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, net: nn.Module, cfg: SegModelConfig, device: str | torch.device = "cpu", meta: dict[str, Any] | None = None
+    ) -> None:
         self.cfg = cfg
+        self.meta = meta or {}  # what the checkpoint recorded: data, steps, validation metrics
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
         self.rail_id = cfg.classes.index("rail") if "rail" in cfg.classes else None
@@ -64,9 +68,7 @@ class Segmenter:
             net.load_state_dict(state)
         except RuntimeError as err:
             raise InputError(f"{path}: weights do not fit a {cfg.arch} network ({str(err).splitlines()[0]})") from None
-        segmenter = cls(net, cfg, device)
-        segmenter.meta: dict[str, Any] = payload.get("meta", {})
-        return segmenter
+        return cls(net, cfg, device, payload.get("meta", {}))
 
     @property
     def input_size(self) -> tuple[int, int]:
