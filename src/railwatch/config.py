@@ -218,6 +218,155 @@ class SegTrainConfig(Settings):
     init_weights: str | None = None
 
 
+DET_ARCHS: tuple[str, ...] = ("st-yolo", "yolov8s")
+"""Detectors of paper 003: ST-YOLO (section 2.2) and its YOLOv8s baseline (Tables 8-9)."""
+
+
+class DetModelConfig(Settings):
+    """Object detector (paper 003, section 2.2, Figure 8).
+
+    Args:
+        arch: ``"st-yolo"`` (ShuffleNetV2 + SE backbone, DilateFormer at its deepest stage) or
+            ``"yolov8s"`` (the CSP-Darknet baseline); both share the PAN neck and the head.
+        classes: Class names, in class-id order.
+        input_height: Rows the network sees; images are letterboxed to it (multiple of 32).
+        input_width: Columns the network sees (multiple of 32).
+        msda_dilations: Dilation rate of each MSDA head (Eq. 8). Table 6 finds r = 1 best,
+            so every head uses 1 by default; ``[1, 2, 3]`` is DilateFormer's multi-scale choice.
+        msda_window: Side of MSDA's sliding window of keys (Eq. 7).
+        se: SE attention after the backbone's 1x1 convolutions (Table 7's "proposed method").
+        msda: The DilateFormer block at the deepest stage (Table 8's "-T").
+        reg_max: Bins of the distribution focal loss per box side (YOLOv8: 16).
+    """
+
+    arch: Literal["st-yolo", "yolov8s"] = "st-yolo"
+    classes: tuple[str, ...] = OBJECT_TYPES
+    input_height: int = Field(640, ge=64, multiple_of=32)
+    input_width: int = Field(640, ge=64, multiple_of=32)
+    msda_dilations: tuple[int, ...] = (1, 1, 1, 1)
+    msda_window: int = Field(3, ge=1)
+    se: bool = True
+    msda: bool = True
+    reg_max: int = Field(16, ge=1)
+
+
+class DetAugmentConfig(Settings):
+    """Training augmentation of the detector (YOLOv8's recipe, scaled down).
+
+    Args:
+        mosaic: Chance that a training image is a mosaic of four.
+        hflip: Chance of a horizontal flip.
+        vflip: Chance of a vertical flip (0: cab views are never upside down).
+        hsv_h: Largest hue shift, as a fraction of the hue circle.
+        hsv_s: Largest relative saturation change.
+        hsv_v: Largest relative brightness change.
+        scale: Images are zoomed by a factor in ``[1 - scale, 1 + scale]``.
+        translate: Largest shift, as a fraction of the input size.
+        min_box_px: Boxes narrower or lower than this after augmentation are dropped.
+    """
+
+    mosaic: float = Field(0.5, ge=0, le=1)
+    hflip: float = Field(0.5, ge=0, le=1)
+    vflip: float = Field(0.0, ge=0, le=1)
+    hsv_h: float = Field(0.015, ge=0, le=0.5)
+    hsv_s: float = Field(0.7, ge=0, le=1)
+    hsv_v: float = Field(0.4, ge=0, le=1)
+    scale: float = Field(0.5, ge=0, lt=1)
+    translate: float = Field(0.1, ge=0, lt=0.5)
+    min_box_px: float = Field(2.0, ge=0)
+
+
+class DetTrainConfig(Settings):
+    """How ``railwatch intrusion train-det`` trains a detector.
+
+    Args:
+        epochs: Passes over the training images.
+        batch_size: Images per step.
+        lr: Peak learning rate of AdamW (linear warm-up, then cosine decay to ``lr * final_lr_ratio``).
+        final_lr_ratio: Final learning rate as a fraction of ``lr``.
+        weight_decay: AdamW weight decay (not applied to norms and biases).
+        warmup_steps: Steps of linear warm-up.
+        box_weight: Weight of the CIoU box loss (YOLOv8: 7.5).
+        cls_weight: Weight of the classification BCE (YOLOv8: 0.5).
+        dfl_weight: Weight of the distribution focal loss (YOLOv8: 1.5).
+        tal_topk: Candidate anchors per object in task-aligned assignment (YOLOv8: 10).
+        tal_alpha: Exponent of the classification score in the alignment metric (0.5).
+        tal_beta: Exponent of the IoU in the alignment metric (6.0).
+        close_mosaic_steps: Mosaic is switched off for the last this many steps.
+        seed: Seed of weights, augmentation and data order.
+        num_workers: Data-loading worker processes.
+        accelerator: Lightning accelerator: ``auto``, ``cpu`` or ``gpu``.
+        devices: Devices to train on (``auto``, a count, or a list as text).
+        precision: Lightning precision, e.g. ``32-true`` or ``16-mixed`` (GPU).
+        max_steps: Stop after this many steps (-1: run all epochs).
+        val_every_steps: Validate every this many steps; ``None`` validates after each epoch.
+        init_weights: A detector checkpoint to start from; ``None`` starts from random weights.
+    """
+
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    final_lr_ratio: float = Field(0.01, ge=0, le=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    warmup_steps: int = Field(100, ge=0)
+    box_weight: float = Field(7.5, ge=0)
+    cls_weight: float = Field(0.5, ge=0)
+    dfl_weight: float = Field(1.5, ge=0)
+    tal_topk: int = Field(10, ge=1)
+    tal_alpha: float = Field(0.5, ge=0)
+    tal_beta: float = Field(6.0, ge=0)
+    close_mosaic_steps: int = Field(0, ge=0)
+    seed: int = 0
+    num_workers: int = Field(2, ge=0)
+    accelerator: str = "auto"
+    devices: str = "auto"
+    precision: str = "32-true"
+    max_steps: int = -1
+    val_every_steps: int | None = Field(None, ge=1)
+    init_weights: str | None = None
+
+
+class DetInferConfig(Settings):
+    """Post-processing of detections (torchvision's batched NMS).
+
+    Args:
+        conf_threshold: Detections below this class score are dropped.
+        iou_threshold: NMS IoU threshold, per class.
+        max_detections: Most detections kept per image.
+    """
+
+    conf_threshold: float = Field(0.25, ge=0, le=1)
+    iou_threshold: float = Field(0.6, gt=0, le=1)
+    max_detections: int = Field(100, ge=1)
+
+
+class TrackingConfig(Settings):
+    """Tracking and alerting of ``railwatch intrusion run``.
+
+    Args:
+        track_activation_threshold: Detections above this score may start a track (ByteTrack).
+        lost_track_buffer: Frames a lost track is kept before it is dropped (at 30 fps).
+        minimum_matching_threshold: IoU-based matching threshold of ByteTrack.
+        minimum_consecutive_frames: Frames a track must be seen before it is reported.
+        speed_window_s: Speed is the slope of the ground position over this many seconds.
+        level_hold_frames: A tracked object's new risk level must persist this many frames
+            before an event is raised (hysteresis), so a level flickering at a boundary raises
+            one event, not one per frame.
+        train_speed_mps: Speed of the train carrying the camera, m/s; subtracted from the
+            objects' apparent approach so their speed is over the ground.
+        max_distance_m: Objects further than this are tracked but not graded.
+    """
+
+    track_activation_threshold: float = Field(0.25, ge=0, le=1)
+    lost_track_buffer: int = Field(30, ge=1)
+    minimum_matching_threshold: float = Field(0.8, gt=0, le=1)
+    minimum_consecutive_frames: int = Field(1, ge=1)
+    speed_window_s: float = Field(0.5, gt=0)
+    level_hold_frames: int = Field(3, ge=1)
+    train_speed_mps: float = Field(0.0, ge=0)
+    max_distance_m: float = Field(150.0, gt=0)
+
+
 class IntrusionConfig(Settings):
     """Settings of the intrusion module (paper 003)."""
 
@@ -227,6 +376,11 @@ class IntrusionConfig(Settings):
     railfit: RailFitConfig = Field(default_factory=RailFitConfig)
     seg: SegModelConfig = Field(default_factory=SegModelConfig)
     seg_train: SegTrainConfig = Field(default_factory=SegTrainConfig)
+    det: DetModelConfig = Field(default_factory=DetModelConfig)
+    det_augment: DetAugmentConfig = Field(default_factory=DetAugmentConfig)
+    det_train: DetTrainConfig = Field(default_factory=DetTrainConfig)
+    det_infer: DetInferConfig = Field(default_factory=DetInferConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 
 class RailwatchConfig(Settings):
