@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import statistics
 import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,3 +55,34 @@ def _torch_versions() -> dict[str, str]:
         except ImportError:
             pass
     return out
+
+
+def images_per_second(run: Callable[[], Any], repeats: int, warmup: int = 2) -> float:
+    """Median images/s of ``run()`` (one image per call) after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return 1.0 / statistics.median(times)
+
+
+def scene_sets(work: Path, train_images: int, val_images: int, test_images: int, test_weathers: Sequence[str]) -> tuple[Path, Path]:
+    """Render (or reuse) a training set (all weathers, seed 0) and a held-out set (other seeds, ``test_weathers``)."""
+    from railwatch.data.scenes import SCENE_CAMERA, WEATHERS, write_scene_dataset
+
+    train_dir, test_dir = work / "scenes_train", work / "scenes_test"
+    total = train_images + val_images
+    if not (train_dir / "data.yaml").is_file() or _count(train_dir) != total:
+        shutil.rmtree(train_dir, ignore_errors=True)
+        write_scene_dataset(train_dir, total, seed=0, camera=SCENE_CAMERA, weathers=WEATHERS, val_fraction=val_images / total)
+    if not (test_dir / "data.yaml").is_file() or _count(test_dir) != test_images:
+        shutil.rmtree(test_dir, ignore_errors=True)
+        write_scene_dataset(test_dir, test_images, seed=1_000_003, camera=SCENE_CAMERA, weathers=test_weathers, val_fraction=1.0)
+    return train_dir, test_dir
+
+
+def _count(folder: Path) -> int:
+    return sum(1 for _ in (folder / "images").glob("*/*"))

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -35,9 +34,9 @@ from typing import Any
 
 import torch
 
-from common import machine_info
+from common import images_per_second, machine_info, scene_sets
 from railwatch.config import SegModelConfig, SegTrainConfig
-from railwatch.data.scenes import SCENE_CAMERA, WEATHERS, write_scene_dataset
+from railwatch.data.scenes import SCENE_CAMERA, WEATHERS
 from railwatch.export import export_onnx, onnx_session
 from railwatch.intrusion.models import count_gflops, count_params
 from railwatch.intrusion.seg.evaluate import evaluate_segmenter
@@ -50,35 +49,6 @@ MODELS: dict[str, dict[str, Any]] = {
     "bisenetv2": {"arch": "bisenetv2", "head_channels": 128, "upsample": "shuffle"},
     "fcn": {"arch": "fcn"},
 }
-
-
-def make_data(work: Path, train_images: int, val_images: int, test_images: int) -> tuple[Path, Path]:
-    """Render (or reuse) the training and held-out sets."""
-    train_dir, test_dir = work / "scenes_train", work / "scenes_test"
-    total = train_images + val_images
-    if not (train_dir / "data.yaml").is_file() or _count(train_dir) != total:
-        shutil.rmtree(train_dir, ignore_errors=True)
-        write_scene_dataset(train_dir, total, seed=0, camera=SCENE_CAMERA, weathers=WEATHERS, val_fraction=val_images / total)
-    if not (test_dir / "data.yaml").is_file() or _count(test_dir) != test_images:
-        shutil.rmtree(test_dir, ignore_errors=True)
-        write_scene_dataset(test_dir, test_images, seed=1_000_003, camera=SCENE_CAMERA, weathers=TEST_WEATHERS, val_fraction=1.0)
-    return train_dir, test_dir
-
-
-def _count(folder: Path) -> int:
-    return sum(1 for _ in (folder / "images").glob("*/*"))
-
-
-def images_per_second(run, repeats: int) -> float:
-    """Median images/s of ``run()`` (one image per call) after two warm-up calls."""
-    for _ in range(2):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return 1.0 / statistics.median(times)
 
 
 def cost(segmenter: Segmenter, work: Path, name: str, repeats: int) -> dict[str, Any]:
@@ -146,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         args.train_images, args.val_images, args.test_images, args.steps, args.repeats = 16, 4, 4, 4, 2
     started = time.perf_counter()
-    train_dir, test_dir = make_data(args.work, args.train_images, args.val_images, args.test_images)
+    train_dir, test_dir = scene_sets(args.work, args.train_images, args.val_images, args.test_images, TEST_WEATHERS)
     train_cfg = SegTrainConfig(
         epochs=10_000, max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=0, num_workers=2, accelerator="auto"
     )

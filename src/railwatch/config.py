@@ -292,7 +292,6 @@ class DetTrainConfig(Settings):
         tal_topk: Candidate anchors per object in task-aligned assignment (YOLOv8: 10).
         tal_alpha: Exponent of the classification score in the alignment metric (0.5).
         tal_beta: Exponent of the IoU in the alignment metric (6.0).
-        close_mosaic_steps: Mosaic is switched off for the last this many steps.
         seed: Seed of weights, augmentation and data order.
         num_workers: Data-loading worker processes.
         accelerator: Lightning accelerator: ``auto``, ``cpu`` or ``gpu``.
@@ -315,7 +314,6 @@ class DetTrainConfig(Settings):
     tal_topk: int = Field(10, ge=1)
     tal_alpha: float = Field(0.5, ge=0)
     tal_beta: float = Field(6.0, ge=0)
-    close_mosaic_steps: int = Field(0, ge=0)
     seed: int = 0
     num_workers: int = Field(2, ge=0)
     accelerator: str = "auto"

@@ -174,3 +174,25 @@ def class_map_image(classes: np.ndarray, names: Sequence[str]) -> Image.Image:
     for class_id, name in enumerate(names):
         rgb[classes == class_id] = SEG_COLOURS.get(name, (0, 0, 0))
     return Image.fromarray(rgb)
+
+
+DETECTION_COLOURS: dict[str, tuple[int, int, int]] = {
+    "person": (255, 80, 80),
+    "car": (80, 160, 255),
+    "animal": (255, 180, 40),
+    "stone": (190, 120, 255),
+}
+"""Box colour of each object class in detection pictures."""
+
+
+def draw_detections(image: np.ndarray, detections) -> np.ndarray:
+    """Boxes with class name and score drawn on a copy of an ``(H, W, 3)`` RGB image."""
+    picture = Image.fromarray(image)
+    draw = ImageDraw.Draw(picture)
+    font = _font(12)
+    for name, score, box in zip(detections.names, detections.scores, detections.boxes):
+        colour = DETECTION_COLOURS.get(name, (255, 255, 255))
+        x1, y1, x2, y2 = (float(c) for c in box)
+        draw.rectangle([x1, y1, x2, y2], outline=colour, width=2)
+        draw.text((x1 + 2, max(0.0, y1 - 14)), f"{name} {score:.2f}", fill=colour, font=font)
+    return np.asarray(picture)

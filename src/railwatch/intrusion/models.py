@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from railwatch.config import SegModelConfig
+from railwatch.config import DetModelConfig, SegModelConfig
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,21 @@ def _segmenters() -> dict[str, tuple[str, Callable[[], nn.Module], tuple[int, in
     }
 
 
+def _detectors() -> dict[str, tuple[str, Callable[[], nn.Module], tuple[int, int]]]:
+    from railwatch.intrusion.det.model import build_detector
+
+    default = DetModelConfig()
+    size = (default.input_height, default.input_width)
+    return {
+        "st-yolo": (
+            "ST-YOLO: ShuffleNetV2+SE, DilateFormer (r=1), YOLOv8 neck/head",
+            lambda: build_detector(default),
+            size,
+        ),
+        "yolov8s": ("YOLOv8s baseline: CSP-Darknet, same neck/head", lambda: build_detector(default.model_copy(update={"arch": "yolov8s"})), size),
+    }
+
+
 def count_params(net: nn.Module) -> int:
     """Number of parameters."""
     return sum(p.numel() for p in net.parameters())
@@ -71,7 +86,8 @@ def count_gflops(net: nn.Module, input_size: tuple[int, int]) -> float:
 def list_models() -> list[ModelInfo]:
     """Every intrusion network with parameters and GFLOPs at its default input size."""
     out = []
-    for name, (description, build, size) in _segmenters().items():
-        net = build()
-        out.append(ModelInfo(name, "track-seg", description, size, count_params(net), round(count_gflops(net, size), 2)))
+    for task, networks in (("object-det", _detectors()), ("track-seg", _segmenters())):
+        for name, (description, build, size) in networks.items():
+            net = build()
+            out.append(ModelInfo(name, task, description, size, count_params(net), round(count_gflops(net, size), 2)))
     return out

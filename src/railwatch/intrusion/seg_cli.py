@@ -30,7 +30,7 @@ def load_segmenter(weights: Optional[Path], device: str = "cpu"):
     return Segmenter.load(path, device)
 
 
-def _size(text: Optional[str], flag: str) -> tuple[Optional[int], Optional[int]]:
+def parse_size(text: Optional[str], flag: str) -> tuple[Optional[int], Optional[int]]:
     if text is None:
         return None, None
     try:
@@ -69,8 +69,8 @@ def train_seg(
     """
     from railwatch.intrusion.seg.train import train_segmenter
 
-    ih, iw = _size(input_size, "--input-size")
-    ch, cw = _size(crop, "--crop")
+    ih, iw = parse_size(input_size, "--input-size")
+    ch, cw = parse_size(crop, "--crop")
     cfg = settings(
         config,
         {

@@ -1,4 +1,4 @@
-"""Convolution + batch-norm (+ ReLU) blocks, the unit most railwatch networks are built from."""
+"""Convolution + batch-norm (+ activation) blocks, the unit most railwatch networks are built from."""
 
 from __future__ import annotations
 
@@ -27,3 +27,10 @@ class DWConvBN(ConvBN):
 
     def __init__(self, c_in: int, c_out: int | None = None, k: int = 3, s: int = 1) -> None:
         super().__init__(c_in, c_out or c_in, k, s, groups=c_in)
+
+
+class ConvBNSiLU(nn.Sequential):
+    """``Conv2d -> BatchNorm2d -> SiLU``: YOLOv8's "Conv" module."""
+
+    def __init__(self, c_in: int, c_out: int, k: int = 3, s: int = 1, groups: int = 1) -> None:
+        super().__init__(*ConvBN(c_in, c_out, k, s, groups), nn.SiLU(inplace=True))

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from railwatch.checkpoint import load_checkpoint, save_checkpoint
@@ -18,6 +15,7 @@ from railwatch.config import SegModelConfig, SegTrainConfig
 from railwatch.errors import InputError
 from railwatch.intrusion.seg.data import SceneSegmentation
 from railwatch.intrusion.seg.lightning import SegmentationTask
+from railwatch.training import SaveBest, fit, make_trainer
 
 TASK = "track-seg"
 
@@ -25,27 +23,6 @@ TASK = "track-seg"
 def inference_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The network's weights without its training-only auxiliary heads (what a checkpoint keeps)."""
     return {k: v for k, v in net.state_dict().items() if not k.startswith("aux_heads.")}
-
-
-class SaveBest(Callback):
-    """Write a railwatch checkpoint whenever validation mIoU improves (best-on-validation)."""
-
-    def __init__(self, path: Path, model_cfg: SegModelConfig, meta: dict[str, Any]) -> None:
-        self.path, self.model_cfg, self.meta = path, model_cfg, meta
-        self.best = -math.inf
-        self.best_metrics: dict[str, float] = {}
-        self.validated_at_step: int | None = None
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: SegmentationTask) -> None:
-        if trainer.sanity_checking:
-            return
-        self.validated_at_step = trainer.global_step
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        score = metrics.get("val/miou", -math.inf)
-        if score > self.best:
-            self.best, self.best_metrics = score, metrics
-            meta = {**self.meta, "epoch": trainer.current_epoch, "step": trainer.global_step, "metrics": metrics}
-            save_checkpoint(self.path, inference_state(pl_module.net), TASK, self.model_cfg.model_dump(mode="json"), meta)
 
 
 def load_initial_weights(net: torch.nn.Module, path: str | Path, model_cfg: SegModelConfig) -> None:
@@ -110,26 +87,12 @@ def train_segmenter(
     if train_cfg.init_weights:
         load_initial_weights(task.net, train_cfg.init_weights, model_cfg)
     meta = {"data": Path(data).resolve().name, "train_images": len(train_set), "seed": train_cfg.seed}
-    best = SaveBest(out / "best.pt", model_cfg, meta)
-    devices: Any = int(train_cfg.devices) if train_cfg.devices.isdigit() else train_cfg.devices
-    every = train_cfg.val_every_steps
-    trainer = L.Trainer(
-        max_epochs=train_cfg.epochs,
-        val_check_interval=every if every else 1.0,
-        check_val_every_n_epoch=None if every else 1,
-        max_steps=train_cfg.max_steps,
-        accelerator=train_cfg.accelerator,
-        devices=devices,
-        precision=train_cfg.precision,
-        deterministic="warn" if train_cfg.accelerator != "cpu" else True,
-        callbacks=[best],
-        logger=CSVLogger(out, name="logs"),
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        log_every_n_steps=min(10, max(1, len(train_loader))),
-    )
-    trainer.fit(task, train_loader, val_loader)
-    if best.validated_at_step != trainer.global_step:  # stopped by max_steps between validations
-        trainer.validate(task, val_loader, verbose=False)
+
+    def save(module: L.LightningModule, progress_meta: dict[str, Any]) -> None:
+        state = inference_state(module.net)
+        save_checkpoint(out / "best.pt", state, TASK, model_cfg.model_dump(mode="json"), {**meta, **progress_meta})
+
+    best = SaveBest("val/miou", save)
+    trainer = make_trainer(train_cfg, out, best, len(train_loader), progress)
+    fit(trainer, task, best, train_loader, val_loader)
     return TrainResult(out / "best.pt", best.best_metrics, Path(trainer.logger.log_dir))

@@ -1,0 +1,75 @@
+"""What every railwatch training run shares: best-on-validation checkpoints and the Lightning trainer."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import CSVLogger
+
+
+class TrainerSettings(Protocol):
+    """The hardware and schedule fields every ``*TrainConfig`` has."""
+
+    epochs: int
+    accelerator: str
+    devices: str
+    precision: str
+    max_steps: int
+    val_every_steps: int | None
+
+
+class SaveBest(Callback):
+    """Call ``save(module, meta)`` whenever validation ``monitor`` improves (best-on-validation).
+
+    ``meta`` carries the epoch, step and every ``val/`` metric of that validation.
+    """
+
+    def __init__(self, monitor: str, save: Callable[[L.LightningModule, dict[str, Any]], None]) -> None:
+        self.monitor, self.save = monitor, save
+        self.best = -math.inf
+        self.best_metrics: dict[str, float] = {}
+        self.validated_at_step: int | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self.validated_at_step = trainer.global_step
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        score = metrics.get(self.monitor, -math.inf)
+        if score > self.best:
+            self.best, self.best_metrics = score, metrics
+            self.save(pl_module, {"epoch": trainer.current_epoch, "step": trainer.global_step, "metrics": metrics})
+
+
+def make_trainer(cfg: TrainerSettings, out: Path, best: SaveBest, steps_per_epoch: int, progress: bool = True) -> L.Trainer:
+    """A Lightning trainer for ``cfg``: CSV logs under ``out/logs``, validation per epoch or every N steps."""
+    devices: Any = int(cfg.devices) if cfg.devices.isdigit() else cfg.devices
+    every = cfg.val_every_steps
+    return L.Trainer(
+        max_epochs=cfg.epochs,
+        val_check_interval=every if every else 1.0,
+        check_val_every_n_epoch=None if every else 1,
+        max_steps=cfg.max_steps,
+        accelerator=cfg.accelerator,
+        devices=devices,
+        precision=cfg.precision,
+        deterministic="warn" if cfg.accelerator != "cpu" else True,
+        callbacks=[best],
+        logger=CSVLogger(out, name="logs"),
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=min(10, max(1, steps_per_epoch)),
+    )
+
+
+def fit(trainer: L.Trainer, task: L.LightningModule, best: SaveBest, train_loader: Any, val_loader: Any) -> None:
+    """Train, and validate once more if ``max_steps`` stopped training between validations."""
+    trainer.fit(task, train_loader, val_loader)
+    if best.validated_at_step != trainer.global_step:
+        trainer.validate(task, val_loader, verbose=False)
