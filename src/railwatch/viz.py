@@ -185,7 +185,7 @@ DETECTION_COLOURS: dict[str, tuple[int, int, int]] = {
 """Box colour of each object class in detection pictures."""
 
 
-def draw_detections(image: np.ndarray, detections) -> np.ndarray:
+def draw_detections(image: np.ndarray, detections) -> Image.Image:
     """Boxes with class name and score drawn on a copy of an ``(H, W, 3)`` RGB image."""
     picture = Image.fromarray(image)
     draw = ImageDraw.Draw(picture)
@@ -195,4 +195,4 @@ def draw_detections(image: np.ndarray, detections) -> np.ndarray:
         x1, y1, x2, y2 = (float(c) for c in box)
         draw.rectangle([x1, y1, x2, y2], outline=colour, width=2)
         draw.text((x1 + 2, max(0.0, y1 - 14)), f"{name} {score:.2f}", fill=colour, font=font)
-    return np.asarray(picture)
+    return picture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -159,7 +160,7 @@ def detect(
                 for name, s, box in zip(found.names, found.scores, found.boxes)
             ],
         }
-        write_text(out / f"{path.stem}.json", __import__("json").dumps(record, indent=1))
+        write_text(json.dumps(record, indent=1), out / f"{path.stem}.json")
         records.append(record)
     if as_json:
         print_json({"images": records})
