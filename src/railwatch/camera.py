@@ -15,11 +15,13 @@ A ground point ``(X, Z)`` has camera coordinates ``x_c = X``,
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from railwatch.errors import GeometryError
+from railwatch.errors import GeometryError, InputError
 
 
 class Camera(BaseModel):
@@ -98,3 +100,51 @@ class Camera(BaseModel):
         with np.errstate(divide="ignore", invalid="ignore"):
             t = np.where(down > 0, self.mount_height_m / down, np.nan)
         return t * b, t * (math.cos(p) - a * math.sin(p))
+
+
+CAMERA_REQUIRED_FIELDS: tuple[str, ...] = ("width_px", "height_px", "focal_px", "mount_height_m", "pitch_deg")
+"""Fields a camera file must set; ``cx_px`` and ``cy_px`` may be left out (image centre)."""
+
+
+def load_camera(path: str | Path) -> Camera:
+    """Read a calibrated camera from a YAML file of :class:`Camera` fields.
+
+    The file is a mapping such as::
+
+        width_px: 1024
+        height_px: 512
+        focal_px: 747.0
+        mount_height_m: 2.5
+        pitch_deg: 2.0
+        cx_px: 511.5        # optional, image centre when left out
+        cy_px: 255.5        # optional
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The :class:`Camera`.
+
+    Raises:
+        InputError: naming the file and the field: the file is missing or not YAML, a required
+            field (:data:`CAMERA_REQUIRED_FIELDS`) is missing, a field is unknown, or a value is
+            out of range.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: camera file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not valid YAML ({type(err).__name__})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping of camera fields ({', '.join(CAMERA_REQUIRED_FIELDS)})")
+    missing = [name for name in CAMERA_REQUIRED_FIELDS if name not in data]
+    if missing:
+        raise InputError(f"{path}: camera field {missing[0]} is missing (required: {', '.join(CAMERA_REQUIRED_FIELDS)})")
+    try:
+        return Camera.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise InputError(f"{path}: camera field {where}: {first['msg']}") from None

@@ -12,6 +12,7 @@ from rich.table import Table
 from railwatch.cli_support import ConfigOption, JsonOption, console, one_line_errors, print_json, settings
 from railwatch.errors import InputError
 from railwatch.intrusion.det_cli import register as register_det_commands
+from railwatch.intrusion.run_cli import register as register_run_command
 from railwatch.intrusion.seg_cli import register as register_seg_commands
 
 app = typer.Typer(help="Track geometry and intrusion risk (paper 003).", no_args_is_help=True)
@@ -170,6 +171,7 @@ def grade(
 
 
 register_seg_commands(app)
+register_run_command(app)
 register_det_commands(app)
 
 __all__ = ["app"]
