@@ -1,4 +1,4 @@
-"""SE and multi-scale dilated attention: shapes, locality of the dilated windows, ONNX parity."""
+"""railwatch.nn: SE and multi-scale dilated attention (shapes, locality, ONNX parity) and the weight EMA."""
 
 from __future__ import annotations
 
@@ -60,3 +60,21 @@ def test_onnx_runtime_agrees_with_torch(tmp_path):
     x = torch.rand(1, 12, 10, 16)
     path = export_onnx(net, x, tmp_path / "attn.onnx", dynamic_batch=False)
     assert onnx_max_abs_diff(net, path, x) < 1e-5
+
+
+def test_weight_ema_follows_the_weights_with_a_ramped_decay():
+    import math
+
+    from railwatch.nn.ema import WeightEMA
+
+    net = torch.nn.BatchNorm1d(2)
+    ema = WeightEMA(net, decay=0.5, ramp=1.0)
+    with torch.no_grad():
+        net.weight.fill_(3.0)  # was 1.0
+        net.running_mean.fill_(2.0)  # was 0.0
+    ema.update(net)
+    d = 0.5 * (1 - math.exp(-1))
+    assert torch.allclose(ema.module.weight, torch.full((2,), d * 1.0 + (1 - d) * 3.0))
+    assert torch.allclose(ema.module.running_mean, torch.full((2,), (1 - d) * 2.0))
+    assert ema.module.num_batches_tracked == net.num_batches_tracked  # integers are copied
+    assert not ema.module.weight.requires_grad

@@ -292,6 +292,9 @@ class DetTrainConfig(Settings):
         tal_topk: Candidate anchors per object in task-aligned assignment (YOLOv8: 10).
         tal_alpha: Exponent of the classification score in the alignment metric (0.5).
         tal_beta: Exponent of the IoU in the alignment metric (6.0).
+        ema_decay: Validate and save a moving average of the weights with this decay per step
+            (YOLOv8: 0.9999); 0 uses the weights as they are.
+        ema_ramp_steps: Steps over which the average's decay ramps up (YOLOv8: 2000).
         seed: Seed of weights, augmentation and data order.
         num_workers: Data-loading worker processes.
         accelerator: Lightning accelerator: ``auto``, ``cpu`` or ``gpu``.
@@ -314,6 +317,8 @@ class DetTrainConfig(Settings):
     tal_topk: int = Field(10, ge=1)
     tal_alpha: float = Field(0.5, ge=0)
     tal_beta: float = Field(6.0, ge=0)
+    ema_decay: float = Field(0.9999, ge=0, lt=1)
+    ema_ramp_steps: float = Field(2000.0, gt=0)
     seed: int = 0
     num_workers: int = Field(2, ge=0)
     accelerator: str = "auto"

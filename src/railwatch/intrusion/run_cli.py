@@ -9,24 +9,7 @@ import typer
 from rich.table import Table
 
 from railwatch.cli_support import ConfigOption, JsonOption, console, one_line_errors, print_json, settings
-from railwatch.config import DetInferConfig
 from railwatch.errors import InputError
-
-
-def load_run_detector(weights: Optional[Path], infer: Optional[DetInferConfig] = None):
-    """The trained detector from ``weights``, or the packaged ST-YOLO where this install ships one.
-
-    Raises:
-        InputError: no ``weights`` given and no packaged detector; or an unreadable checkpoint.
-    """
-    from railwatch.intrusion.det_cli import packaged_detector
-
-    path = weights or packaged_detector()
-    if weights is None and not path.is_file():
-        raise InputError("no detector: pass --detector")
-    from railwatch.intrusion.det.infer import Detector
-
-    return Detector.load(path, infer)
 
 
 def run(
@@ -69,6 +52,7 @@ def run(
     tracks.jsonl (every object in every frame), events.jsonl and summary.json.
     """
     from railwatch.camera import load_camera
+    from railwatch.intrusion.det_cli import load_detector
     from railwatch.intrusion.pipeline import run_pipeline
     from railwatch.intrusion.seg_cli import load_segmenter
 
@@ -77,7 +61,7 @@ def run(
     cfg = cfg.model_copy(update={"camera": cam})
     if not source.exists():
         raise InputError(f"{source}: no such video file or image folder")
-    detector = load_run_detector(detector_weights, cfg.det_infer)
+    detector = load_detector(detector_weights, cfg.det_infer)
     segmenter = load_segmenter(segmenter_weights)
     summary = run_pipeline(
         source,
@@ -112,4 +96,4 @@ def register(app: typer.Typer) -> None:
     app.command("run")(one_line_errors(run))
 
 
-__all__ = ["register", "load_run_detector"]
+__all__ = ["register"]

@@ -15,6 +15,7 @@ from railwatch.intrusion.det.loss import DetectionLoss
 from railwatch.intrusion.det.metrics import DetectionMetrics
 from railwatch.intrusion.det.model import build_detector
 from railwatch.intrusion.det.postprocess import select_detections
+from railwatch.nn.ema import WeightEMA
 
 VAL_CONF = 0.001
 """mAP is computed over (almost) every detection, as in COCO evaluation."""
@@ -26,7 +27,11 @@ def truth_per_image(targets: Tensor, batch: int) -> list[tuple[Tensor, Tensor]]:
 
 
 class DetectionTask(L.LightningModule):
-    """Trains a detector; validation logs ``val/map50``, ``val/map``, ``val/precision``, ``val/recall``."""
+    """Trains a detector; validation logs ``val/map50``, ``val/map``, ``val/precision``, ``val/recall``.
+
+    With ``train.ema_decay`` > 0, validation and the saved model use an exponential moving
+    average of the weights (:class:`~railwatch.nn.ema.WeightEMA`), as YOLOv8 does.
+    """
 
     def __init__(self, model: dict[str, Any], train: dict[str, Any], infer: dict[str, Any] | None = None) -> None:
         super().__init__()
@@ -37,6 +42,20 @@ class DetectionTask(L.LightningModule):
         self.net = build_detector(self.model_cfg)
         self.loss = DetectionLoss(len(self.model_cfg.classes), self.model_cfg.reg_max, self.train_cfg)
         self.metrics = DetectionMetrics(self.model_cfg.classes, self.infer_cfg.conf_threshold)
+        self.ema: WeightEMA | None = None
+
+    @property
+    def inference_net(self) -> torch.nn.Module:
+        """The weights to validate and save: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.net
+
+    def on_fit_start(self) -> None:
+        if self.train_cfg.ema_decay > 0:
+            self.ema = WeightEMA(self.net, self.train_cfg.ema_decay, self.train_cfg.ema_ramp_steps)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self.net)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -50,7 +69,7 @@ class DetectionTask(L.LightningModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor, list], batch_idx: int) -> None:
         images, targets, _ = batch
-        decoded = decode(self.net(images), (images.shape[2], images.shape[3]), self.model_cfg.reg_max)
+        decoded = decode(self.inference_net(images), (images.shape[2], images.shape[3]), self.model_cfg.reg_max)
         found = select_detections(decoded, VAL_CONF, self.infer_cfg.iou_threshold, 300)
         self.metrics.update(found, truth_per_image(targets, images.shape[0]))
 

@@ -83,7 +83,7 @@ def train_detector(
     meta = {"data": Path(data).resolve().name, "train_images": len(train_set), "seed": train_cfg.seed}
 
     def save(module: L.LightningModule, progress_meta: dict[str, Any]) -> None:
-        save_checkpoint(out / "best.pt", module.net.state_dict(), TASK, model_cfg.model_dump(mode="json"), {**meta, **progress_meta})
+        save_checkpoint(out / "best.pt", module.inference_net.state_dict(), TASK, model_cfg.model_dump(mode="json"), {**meta, **progress_meta})
 
     best = SaveBest("val/map50", save)
     trainer = make_trainer(train_cfg, out, best, len(train_loader), progress)
