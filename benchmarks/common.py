@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -9,6 +10,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +88,20 @@ def scene_sets(work: Path, train_images: int, val_images: int, test_images: int,
 
 def _count(folder: Path) -> int:
     return sum(1 for _ in (folder / "images").glob("*/*"))
+
+
+def write_report(out: Path, benchmark: str, settings: dict[str, Any], results: dict[str, Any], table: str, started: float) -> None:
+    """Print the markdown table and write the benchmark's JSON: date, machine, settings, results, elapsed time."""
+    print(table)
+    report = {
+        "benchmark": benchmark,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "settings": settings,
+        **results,
+        "markdown": table,
+        "elapsed_s": round(time.perf_counter() - started, 1),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    print(f"\nWrote {out} ({report['elapsed_s']:.0f} s).")

@@ -23,18 +23,16 @@ Figures go to ``benchmarks/results/detector.json``; a markdown table is printed.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from common import images_per_second, machine_info, scene_sets
+from common import images_per_second, scene_sets, write_report
 from railwatch.config import DetAugmentConfig, DetModelConfig, DetTrainConfig
 from railwatch.export import export_onnx, onnx_session
 from railwatch.intrusion.det.evaluate import evaluate_detector
@@ -168,29 +166,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.copyfile(run_dir / "best.pt", args.keep_best)
     for name, figures in costs(detectors, args.runs, args.repeats).items():
         results["models"][name]["cost"] = figures
-    table = markdown(results)
-    print(table)
-    report = {
-        "benchmark": "detector",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(),
-        "settings": {
-            "train_images": args.train_images,
-            "val_images": args.val_images,
-            "test_images": args.test_images,
-            "test_weathers": list(TEST_WEATHERS),
-            "input_size": [height, width],
-            "train": train_cfg.model_dump(mode="json"),
-            "augment": augment.model_dump(mode="json"),
-            "quick": args.quick,
-        },
-        **results,
-        "markdown": table,
-        "elapsed_s": round(time.perf_counter() - started, 1),
+    settings = {
+        "train_images": args.train_images,
+        "val_images": args.val_images,
+        "test_images": args.test_images,
+        "test_weathers": list(TEST_WEATHERS),
+        "input_size": [height, width],
+        "train": train_cfg.model_dump(mode="json"),
+        "augment": augment.model_dump(mode="json"),
+        "quick": args.quick,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    print(f"\nWrote {args.out} ({report['elapsed_s']:.0f} s).")
+    write_report(args.out, "detector", settings, results, markdown(results), started)
     return 0
 
 

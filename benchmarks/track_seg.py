@@ -24,17 +24,15 @@ Figures and settings go to ``benchmarks/results/track_seg.json``; a markdown tab
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from common import images_per_second, machine_info, scene_sets
+from common import images_per_second, scene_sets, write_report
 from railwatch.config import SegModelConfig, SegTrainConfig
 from railwatch.data.scenes import SCENE_CAMERA, WEATHERS
 from railwatch.export import export_onnx, onnx_session
@@ -140,29 +138,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == "bisenetv2" and args.keep_best:
             args.keep_best.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(run_dir / "best.pt", args.keep_best)
-    table = markdown(results)
-    print(table)
-    report = {
-        "benchmark": "track_seg",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(),
-        "settings": {
-            "train_images": args.train_images,
-            "val_images": args.val_images,
-            "test_images": args.test_images,
-            "train_weathers": list(WEATHERS),
-            "test_weathers": list(TEST_WEATHERS),
-            "train": train_cfg.model_dump(mode="json"),
-            "camera": SCENE_CAMERA.model_dump(),
-            "quick": args.quick,
-        },
-        **results,
-        "markdown": table,
-        "elapsed_s": round(time.perf_counter() - started, 1),
+    settings = {
+        "train_images": args.train_images,
+        "val_images": args.val_images,
+        "test_images": args.test_images,
+        "train_weathers": list(WEATHERS),
+        "test_weathers": list(TEST_WEATHERS),
+        "train": train_cfg.model_dump(mode="json"),
+        "camera": SCENE_CAMERA.model_dump(),
+        "quick": args.quick,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    print(f"\nWrote {args.out} ({report['elapsed_s']:.0f} s).")
+    write_report(args.out, "track_seg", settings, results, markdown(results), started)
     return 0
 
 

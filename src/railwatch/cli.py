@@ -6,7 +6,7 @@ Run ``railwatch --help`` for the list; every command explains itself with ``--he
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table

@@ -23,6 +23,38 @@ CONFIG_HELP = "YAML settings file (see `railwatch config show`); flags override 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", help=CONFIG_HELP)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
+# the options every training command takes (fields of railwatch.config.TrainingRun and friends)
+EpochsOption = Annotated[Optional[int], typer.Option("--epochs", help="Passes over the training set.")]
+MaxStepsOption = Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many steps.")]
+BatchSizeOption = Annotated[Optional[int], typer.Option("--batch-size", help="Images per step.")]
+LrOption = Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate.")]
+SeedOption = Annotated[Optional[int], typer.Option("--seed", help="Seed; the same seed trains the same model.")]
+AcceleratorOption = Annotated[Optional[str], typer.Option("--accelerator", help="auto, cpu or gpu.")]
+DevicesOption = Annotated[Optional[str], typer.Option("--devices", help="Devices: auto or a count.")]
+PrecisionOption = Annotated[Optional[str], typer.Option("--precision", help="32-true, 16-mixed, bf16-mixed.")]
+WorkersOption = Annotated[Optional[int], typer.Option("--num-workers", help="Data-loading workers.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+
+
+def training_overrides(section: str, init: Optional[Path] = None, **values: Any) -> dict[str, Any]:
+    """Dotted settings keys for a training section's flags, e.g. ``intrusion.det_train.lr``; unset flags stay ``None``."""
+    return {f"{section}.{key}": value for key, value in values.items()} | {
+        f"{section}.init_weights": None if init is None else str(init)
+    }
+
+
+def print_training_result(result: Any) -> None:
+    """The best validation metrics of a training run, and where its checkpoint and logs went."""
+    from rich.table import Table
+
+    table = Table(title=f"best on validation: {result.checkpoint}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in sorted(result.metrics.items()):
+        table.add_row(name, f"{value:.4f}")
+    console.print(table)
+    console.print(f"logs: {result.log_dir}")
+
 
 def one_line_errors(command: F) -> F:
     """Turn railwatch's own errors into ``error: <message>`` on stderr and exit status 2."""

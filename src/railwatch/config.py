@@ -169,7 +169,32 @@ class SegModelConfig(Settings):
     upsample: Literal["bilinear", "shuffle"] = "bilinear"
 
 
-class SegTrainConfig(Settings):
+class TrainingRun(Settings):
+    """What every training command shares: seed, hardware, when to stop and validate, where to start.
+
+    Args:
+        seed: Seed of weights, augmentation and data order; the same seed trains the same model.
+        num_workers: Data-loading worker processes.
+        accelerator: Lightning accelerator: ``auto``, ``cpu`` or ``gpu``.
+        devices: Devices to train on (``auto``, a count, or a list as text).
+        precision: Lightning precision, e.g. ``32-true`` or ``16-mixed`` (GPU).
+        max_steps: Stop after this many steps (-1: run all epochs).
+        val_every_steps: Validate every this many steps; ``None`` validates after each epoch.
+        init_weights: A checkpoint of the same model to start from (fine-tuning, or training
+            on); ``None`` starts from random weights.
+    """
+
+    seed: int = 0
+    num_workers: int = Field(2, ge=0)
+    accelerator: str = "auto"
+    devices: str = "auto"
+    precision: str = "32-true"
+    max_steps: int = -1
+    val_every_steps: int | None = Field(None, ge=1)
+    init_weights: str | None = None
+
+
+class SegTrainConfig(TrainingRun):
     """How ``railwatch intrusion train-seg`` trains the segmenter.
 
     Args:
@@ -186,15 +211,9 @@ class SegTrainConfig(Settings):
             it makes the thin rail class count as much as the track bed.
         rail_crop_prob: Chance that a training crop is centred near a random rail pixel
             rather than placed uniformly (rails cover about 1% of an image).
-        seed: Seed of weights, crops and data order; the same seed gives the same model.
-        num_workers: Data-loading worker processes.
-        accelerator: Lightning accelerator: ``auto``, ``cpu`` or ``gpu``.
-        devices: Devices to train on (``auto``, a count, or a list as text).
-        precision: Lightning precision, e.g. ``32-true`` or ``16-mixed`` (GPU).
-        max_steps: Stop after this many steps (-1: run all epochs).
-        val_every_steps: Validate every this many steps; ``None`` validates after each epoch.
-        init_weights: A segmenter checkpoint to start from (fine-tuning, or training on);
-            ``None`` starts from random weights.
+
+    The seed, hardware and stopping fields are those of :class:`TrainingRun`; ``init_weights``
+    is a segmenter checkpoint.
     """
 
     epochs: int = Field(40, ge=1)
@@ -208,14 +227,6 @@ class SegTrainConfig(Settings):
     ohem_keep_prob: float = Field(0.7, gt=0, lt=1)
     dice_weight: float = Field(1.0, ge=0)
     rail_crop_prob: float = Field(0.5, ge=0, le=1)
-    seed: int = 0
-    num_workers: int = Field(2, ge=0)
-    accelerator: str = "auto"
-    devices: str = "auto"
-    precision: str = "32-true"
-    max_steps: int = -1
-    val_every_steps: int | None = Field(None, ge=1)
-    init_weights: str | None = None
 
 
 DET_ARCHS: tuple[str, ...] = ("st-yolo", "yolov8s")
@@ -276,7 +287,7 @@ class DetAugmentConfig(Settings):
     min_box_px: float = Field(2.0, ge=0)
 
 
-class DetTrainConfig(Settings):
+class DetTrainConfig(TrainingRun):
     """How ``railwatch intrusion train-det`` trains a detector.
 
     Args:
@@ -295,14 +306,9 @@ class DetTrainConfig(Settings):
         ema_decay: Validate and save a moving average of the weights with this decay per step
             (YOLOv8: 0.9999); 0 uses the weights as they are.
         ema_ramp_steps: Steps over which the average's decay ramps up (YOLOv8: 2000).
-        seed: Seed of weights, augmentation and data order.
-        num_workers: Data-loading worker processes.
-        accelerator: Lightning accelerator: ``auto``, ``cpu`` or ``gpu``.
-        devices: Devices to train on (``auto``, a count, or a list as text).
-        precision: Lightning precision, e.g. ``32-true`` or ``16-mixed`` (GPU).
-        max_steps: Stop after this many steps (-1: run all epochs).
-        val_every_steps: Validate every this many steps; ``None`` validates after each epoch.
-        init_weights: A detector checkpoint to start from; ``None`` starts from random weights.
+
+    The seed, hardware and stopping fields are those of :class:`TrainingRun`; ``init_weights``
+    is a detector checkpoint.
     """
 
     epochs: int = Field(100, ge=1)
@@ -319,14 +325,6 @@ class DetTrainConfig(Settings):
     tal_beta: float = Field(6.0, ge=0)
     ema_decay: float = Field(0.9999, ge=0, lt=1)
     ema_ramp_steps: float = Field(2000.0, gt=0)
-    seed: int = 0
-    num_workers: int = Field(2, ge=0)
-    accelerator: str = "auto"
-    devices: str = "auto"
-    precision: str = "32-true"
-    max_steps: int = -1
-    val_every_steps: int | None = Field(None, ge=1)
-    init_weights: str | None = None
 
 
 class DetInferConfig(Settings):

@@ -9,7 +9,26 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from railwatch.cli_support import ConfigOption, JsonOption, console, one_line_errors, print_json, settings
+from railwatch.cli_support import (
+    AcceleratorOption,
+    BatchSizeOption,
+    ConfigOption,
+    DevicesOption,
+    EpochsOption,
+    JsonOption,
+    LrOption,
+    MaxStepsOption,
+    PrecisionOption,
+    QuietOption,
+    SeedOption,
+    WorkersOption,
+    console,
+    one_line_errors,
+    print_json,
+    print_training_result,
+    settings,
+    training_overrides,
+)
 from railwatch.errors import InputError
 from railwatch.intrusion.seg_cli import parse_size
 
@@ -38,19 +57,19 @@ def train_det(
     out: Annotated[Path, typer.Option("--out", help="Folder for best.pt and the training logs.")] = Path("runs/det"),
     input_size: Annotated[Optional[str], typer.Option("--input-size", help="HxW the network sees, e.g. 640x640.")] = None,
     dilations: Annotated[Optional[str], typer.Option("--dilations", help="MSDA dilation per head, e.g. 1,2,3.")] = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Passes over the training set.")] = None,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many steps.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per step.")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate.")] = None,
+    epochs: EpochsOption = None,
+    max_steps: MaxStepsOption = None,
+    batch_size: BatchSizeOption = None,
+    lr: LrOption = None,
     val_every: Annotated[Optional[int], typer.Option("--val-every", help="Validate every N steps.")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed; the same seed trains the same model.")] = None,
-    accelerator: Annotated[Optional[str], typer.Option("--accelerator", help="auto, cpu or gpu.")] = None,
-    devices: Annotated[Optional[str], typer.Option("--devices", help="Devices: auto or a count.")] = None,
-    precision: Annotated[Optional[str], typer.Option("--precision", help="32-true, 16-mixed, bf16-mixed.")] = None,
-    num_workers: Annotated[Optional[int], typer.Option("--num-workers", help="Data-loading workers.")] = None,
+    seed: SeedOption = None,
+    accelerator: AcceleratorOption = None,
+    devices: DevicesOption = None,
+    precision: PrecisionOption = None,
+    num_workers: WorkersOption = None,
     init: Annotated[Optional[Path], typer.Option("--init", help="Start from this detector checkpoint.")] = None,
     config: ConfigOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Train ST-YOLO (paper 003, section 2.2) or its YOLOv8s baseline.
 
@@ -74,27 +93,14 @@ def train_det(
             "intrusion.det.input_height": ih,
             "intrusion.det.input_width": iw,
             "intrusion.det.msda_dilations": rates,
-            "intrusion.det_train.epochs": epochs,
-            "intrusion.det_train.max_steps": max_steps,
-            "intrusion.det_train.batch_size": batch_size,
-            "intrusion.det_train.lr": lr,
-            "intrusion.det_train.val_every_steps": val_every,
-            "intrusion.det_train.seed": seed,
-            "intrusion.det_train.accelerator": accelerator,
-            "intrusion.det_train.devices": devices,
-            "intrusion.det_train.precision": precision,
-            "intrusion.det_train.num_workers": num_workers,
-            "intrusion.det_train.init_weights": None if init is None else str(init),
+            **training_overrides(
+                "intrusion.det_train", init, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed,
+                accelerator=accelerator, devices=devices, precision=precision, num_workers=num_workers, val_every_steps=val_every,
+            ),
         },
     ).intrusion
     result = train_detector(data, out, cfg.det, cfg.det_train, cfg.det_augment, cfg.det_infer, progress=not quiet)
-    table = Table(title=f"best on validation: {result.checkpoint}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in sorted(result.metrics.items()):
-        table.add_row(name, f"{value:.4f}")
-    console.print(table)
-    console.print(f"logs: {result.log_dir}")
+    print_training_result(result)
 
 
 def print_det_metrics(result: dict, title: str) -> None:

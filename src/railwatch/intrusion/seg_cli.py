@@ -8,7 +8,26 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from railwatch.cli_support import ConfigOption, JsonOption, console, one_line_errors, print_json, settings
+from railwatch.cli_support import (
+    AcceleratorOption,
+    BatchSizeOption,
+    ConfigOption,
+    DevicesOption,
+    EpochsOption,
+    JsonOption,
+    LrOption,
+    MaxStepsOption,
+    PrecisionOption,
+    QuietOption,
+    SeedOption,
+    WorkersOption,
+    console,
+    one_line_errors,
+    print_json,
+    print_training_result,
+    settings,
+    training_overrides,
+)
 from railwatch.errors import InputError
 
 WEIGHTS_HELP = "Segmenter checkpoint (.pt from train-seg); defaults to the small model shipped with railwatch."
@@ -48,18 +67,18 @@ def train_seg(
     crop: Annotated[Optional[str], typer.Option("--crop", help="HxW random training crop; 0x0 for whole images.")] = None,
     head_channels: Annotated[Optional[int], typer.Option("--head-channels", help="Segmentation head width.")] = None,
     upsample: Annotated[Optional[str], typer.Option("--upsample", help="bilinear or shuffle.")] = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Passes over the training set.")] = None,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many steps.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per step.")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate.")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed; the same seed trains the same model.")] = None,
-    accelerator: Annotated[Optional[str], typer.Option("--accelerator", help="auto, cpu or gpu.")] = None,
-    devices: Annotated[Optional[str], typer.Option("--devices", help="Devices: auto or a count.")] = None,
-    precision: Annotated[Optional[str], typer.Option("--precision", help="32-true, 16-mixed, bf16-mixed.")] = None,
-    num_workers: Annotated[Optional[int], typer.Option("--num-workers", help="Data-loading workers.")] = None,
+    epochs: EpochsOption = None,
+    max_steps: MaxStepsOption = None,
+    batch_size: BatchSizeOption = None,
+    lr: LrOption = None,
+    seed: SeedOption = None,
+    accelerator: AcceleratorOption = None,
+    devices: DevicesOption = None,
+    precision: PrecisionOption = None,
+    num_workers: WorkersOption = None,
     init: Annotated[Optional[Path], typer.Option("--init", help="Start from this segmenter checkpoint.")] = None,
     config: ConfigOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Train the track segmenter (BiSeNetV2, paper 003 Table 1) on generated scenes.
 
@@ -81,26 +100,14 @@ def train_seg(
             "intrusion.seg.upsample": upsample,
             "intrusion.seg_train.crop_height": ch,
             "intrusion.seg_train.crop_width": cw,
-            "intrusion.seg_train.epochs": epochs,
-            "intrusion.seg_train.max_steps": max_steps,
-            "intrusion.seg_train.batch_size": batch_size,
-            "intrusion.seg_train.lr": lr,
-            "intrusion.seg_train.seed": seed,
-            "intrusion.seg_train.accelerator": accelerator,
-            "intrusion.seg_train.devices": devices,
-            "intrusion.seg_train.precision": precision,
-            "intrusion.seg_train.num_workers": num_workers,
-            "intrusion.seg_train.init_weights": None if init is None else str(init),
+            **training_overrides(
+                "intrusion.seg_train", init, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed,
+                accelerator=accelerator, devices=devices, precision=precision, num_workers=num_workers,
+            ),
         },
     ).intrusion
     result = train_segmenter(data, out, cfg.seg, cfg.seg_train, progress=not quiet)
-    table = Table(title=f"best on validation: {result.checkpoint}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in sorted(result.metrics.items()):
-        table.add_row(name, f"{value:.4f}")
-    console.print(table)
-    console.print(f"logs: {result.log_dir}")
+    print_training_result(result)
 
 
 def eval_seg(
