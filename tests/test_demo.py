@@ -19,7 +19,7 @@ def demo(tmp_path_factory):
 
 def test_demo_writes_report_and_matches_truth(demo):
     tmp_path, report = demo
-    assert {p.name for p in tmp_path.iterdir()} == {"overlay.png", "risk_map.png", "report.json", "scenes"}
+    assert {p.name for p in tmp_path.iterdir()} == {"overlay.png", "risk_map.png", "report.json", "scenes", "clip"}
     assert json.loads((tmp_path / "report.json").read_text())["objects"] == report["objects"]
     assert Image.open(tmp_path / "overlay.png").size == (1920, 1080)
     assert sum(r["ego"] for r in report["rails"]) == 2
@@ -40,3 +40,16 @@ def test_demo_scenes_are_segmented_and_objects_placed_near_their_truth(demo):
         assert scene["rail_iou"] > 0.6, scene
     near = [o for s in scenes for o in s["objects"] if o.get("level") and o["truth"]["distance_m"] <= 30]
     assert all(abs(o["offset_mm"] - o["truth"]["offset_mm"]) < 150 for o in near), near
+
+
+def test_demo_clip_runs_the_whole_pipeline(demo):
+    tmp_path, report = demo
+    clip = report["clip"]
+    run = tmp_path / "clip" / "run"
+    assert {"annotated.mp4", "tracks.jsonl", "events.jsonl", "summary.json"} <= {p.name for p in run.iterdir()}
+    assert (tmp_path / "clip" / "input" / "truth.jsonl").is_file()
+    assert clip["frames"] == 30 and clip["objects_tracked"] >= 1
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    assert len(events) == clip["events"] and len(events) < clip["graded_object_frames"]  # hysteresis: not one per frame
+    assert {"frame", "time_s", "track_id", "class", "box", "z", "level", "action"} <= set(events[0])
+    assert clip["agreement"]["object_frames"] > 0

@@ -334,11 +334,16 @@ class DetInferConfig(Settings):
         conf_threshold: Detections below this class score are dropped.
         iou_threshold: NMS IoU threshold, per class.
         max_detections: Most detections kept per image.
+        input_height: Rows to run the detector at; ``None`` for the size it was trained at.
+            The network is fully convolutional, so a larger input finds smaller objects.
+        input_width: Columns to run the detector at; ``None`` for the size it was trained at.
     """
 
     conf_threshold: float = Field(0.25, ge=0, le=1)
     iou_threshold: float = Field(0.6, gt=0, le=1)
     max_detections: int = Field(100, ge=1)
+    input_height: int | None = Field(None, ge=64, multiple_of=32)
+    input_width: int | None = Field(None, ge=64, multiple_of=32)
 
 
 class TrackingConfig(Settings):

@@ -21,6 +21,7 @@ from rich.table import Table
 from railwatch.cli_support import console
 from railwatch.config import RailwatchConfig
 from railwatch.data.rail_masks import RailMaskScene, SceneObject, Track, render_rail_mask
+from railwatch.demo_clip import run_clip_demo
 from railwatch.demo_scenes import grade_at_true_feet, run_scene_demo
 from railwatch.imageio import write_image, write_text
 from railwatch.intrusion.railfit import fit_rails
@@ -96,11 +97,12 @@ def run_demo(out: Path, seed: int = 7, config: RailwatchConfig | None = None) ->
         "rails": fit.to_dict()["rails"],
         "objects": records,
         "fit_and_grade_ms": round(elapsed_ms, 2),
-        "files": {"overlay": overlay.name, "risk_map": risk_map.name, "scenes": "scenes/scenes.png"},
+        "files": {"overlay": overlay.name, "risk_map": risk_map.name, "scenes": "scenes/scenes.png", "clip": "clip/run/annotated.mp4"},
         "notes": "distance is flat-ground monocular ranging from the ego gauge width at the foot row",
     }
     _print_summary(records, fit, elapsed_ms, out)
     report["scenes"] = run_scene_demo(out / "scenes", seed=seed, config=config)
+    report["clip"] = run_clip_demo(out / "clip", config=config)
     write_text(json.dumps(report, indent=2), out / "report.json")
     return report
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from railwatch.checkpoint import save_checkpoint
-from railwatch.config import DetModelConfig
+from railwatch.config import DetInferConfig, DetModelConfig
 from railwatch.errors import InputError
 from railwatch.export import export_onnx, onnx_max_abs_diff
 from railwatch.intrusion.det.assign import TaskAlignedAssigner
@@ -192,6 +192,9 @@ def test_checkpoint_round_trip_and_detections_in_image_pixels(tmp_path):
     detector.infer = detector.infer.model_copy(update={"conf_threshold": 0.0})
     found = detector.detect(image)
     assert len(found) > 0 and found.boxes[:, [0, 2]].max() <= 300 and found.boxes[:, [1, 3]].max() <= 100
+    larger = Detector.load(path, DetInferConfig(conf_threshold=0.0, input_height=96, input_width=288))
+    assert larger.input_size == (96, 288)  # fully convolutional: runs at any multiple of 32
+    assert larger.detect(image).boxes[:, [0, 2]].max() <= 300
 
 
 def test_bad_detector_inputs(tmp_path):

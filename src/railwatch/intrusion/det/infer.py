@@ -67,8 +67,8 @@ class Detector:
 
     @property
     def input_size(self) -> tuple[int, int]:
-        """``(H, W)`` the network sees."""
-        return self.cfg.input_height, self.cfg.input_width
+        """``(H, W)`` the network sees: the inference settings' size, else the training size."""
+        return self.infer.input_height or self.cfg.input_height, self.infer.input_width or self.cfg.input_width
 
     @torch.no_grad()
     def detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
