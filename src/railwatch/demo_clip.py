@@ -23,6 +23,7 @@ CLIP_SEED = 4
 CLIP_FRAMES = 30
 CLIP_FPS = 10.0
 TRAIN_SPEED_MPS = 8.0
+DEMO_DETECTOR_SETTINGS = {"input_height": 512, "input_width": 1024, "conf_threshold": 0.1}
 
 
 def run_clip_demo(out: Path, config: RailwatchConfig | None = None, seed: int = CLIP_SEED, frames: int = CLIP_FRAMES) -> dict[str, Any]:
@@ -39,7 +40,14 @@ def run_clip_demo(out: Path, config: RailwatchConfig | None = None, seed: int = 
     spec = random_clip_spec(seed, frames, CLIP_FPS, train_speed_mps=TRAIN_SPEED_MPS, weathers=("clear", "overcast"))
     truth = write_clip(out / "input", spec, progress=False)
     cfg = config.intrusion.model_copy(update={"camera": spec.scene.camera})
-    cfg = cfg.model_copy(update={"tracking": cfg.tracking.model_copy(update={"train_speed_mps": TRAIN_SPEED_MPS})})
+    cfg = cfg.model_copy(
+        update={
+            "tracking": cfg.tracking.model_copy(update={"train_speed_mps": TRAIN_SPEED_MPS}),
+            # the whole frame (the detector trained at 320x640 sees far objects 1.6x larger), and
+            # low-score boxes for ByteTrack to keep existing tracks alive with
+            "det_infer": cfg.det_infer.model_copy(update=DEMO_DETECTOR_SETTINGS),
+        }
+    )
     summary = run_pipeline(
         out / "input" / "frames", out / "run", load_segmenter(None), load_detector(None, cfg.det_infer), cfg,
         fps=CLIP_FPS, progress=False, video=True,

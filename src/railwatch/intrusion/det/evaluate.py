@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from railwatch.intrusion.det.data import DetectionDataset, collate_detections, read_detection_split
 from railwatch.intrusion.det.infer import Detector
-from railwatch.intrusion.det.lightning import VAL_CONF, truth_per_image
+from railwatch.intrusion.det.lightning import VAL_CONF, VAL_MAX_DETECTIONS, truth_per_image
 from railwatch.intrusion.det.metrics import DetectionMetrics
 from railwatch.intrusion.det.postprocess import select_detections
 
@@ -28,6 +28,6 @@ def evaluate_detector(detector: Detector, data: str | Path, split: str = "val", 
     batches = track(loader, description=f"scoring {split}", disable=not progress, transient=True)
     for images, targets, _ in batches:
         decoded = detector.net(images.to(detector.device))
-        found = select_detections(decoded, VAL_CONF, detector.infer.iou_threshold, 300)
+        found = select_detections(decoded, VAL_CONF, detector.infer.iou_threshold, VAL_MAX_DETECTIONS)
         metrics.update(found, truth_per_image(targets, images.shape[0]))
     return {"split": split, "arch": detector.cfg.arch, **metrics.compute()}

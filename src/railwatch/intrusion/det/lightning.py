@@ -19,6 +19,8 @@ from railwatch.nn.ema import WeightEMA
 
 VAL_CONF = 0.001
 """mAP is computed over (almost) every detection, as in COCO evaluation."""
+VAL_MAX_DETECTIONS = 100
+"""At most this many detections per image count, COCO's limit (and torchmetrics')."""
 
 
 def truth_per_image(targets: Tensor, batch: int) -> list[tuple[Tensor, Tensor]]:
@@ -70,7 +72,7 @@ class DetectionTask(L.LightningModule):
     def validation_step(self, batch: tuple[Tensor, Tensor, list], batch_idx: int) -> None:
         images, targets, _ = batch
         decoded = decode(self.inference_net(images), (images.shape[2], images.shape[3]), self.model_cfg.reg_max)
-        found = select_detections(decoded, VAL_CONF, self.infer_cfg.iou_threshold, 300)
+        found = select_detections(decoded, VAL_CONF, self.infer_cfg.iou_threshold, VAL_MAX_DETECTIONS)
         self.metrics.update(found, truth_per_image(targets, images.shape[0]))
 
     def on_validation_epoch_end(self) -> None:
