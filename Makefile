@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-seg clean
+.PHONY: demo test bench bench-seg bench-det bench-pipeline clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,5 +25,13 @@ bench: $(STAMP)
 bench-seg: $(STAMP)
 	$(BIN)/python benchmarks/track_seg.py
 
+# about 1.5 hours on a 2-core CPU: trains ST-YOLO and YOLOv8s on the scenes of bench-seg
+bench-det: $(STAMP)
+	$(BIN)/python benchmarks/detector.py --steps 700 --val-every 175
+
+# a few minutes: generated clips through the whole intrusion pipeline, levels against truth
+bench-pipeline: $(STAMP)
+	$(BIN)/python benchmarks/pipeline.py
+
 clean:
-	rm -rf $(VENV) demo_out seg_out runs .pytest_cache .hypothesis
+	rm -rf $(VENV) demo_out seg_out det_out runs .pytest_cache .hypothesis
