@@ -1,0 +1,86 @@
+"""The modified FCN of paper 002 (Table 1, Fig. 4): VGG19's first 12 convolutions and FCN-8s-style skips.
+
+Layout (shared/DESIGN.md, "Rail-surface FCN"): a 3-channel input (grey replicated, so ImageNet
+VGG19 weights fit), VGG19 blocks 1-4 (2, 2, 4, 4 convolutions, each block ending in a 2x2
+max-pool: I/16), 1x1 convolutions 512 -> 1024 -> 1024 -> 2 with dropout 0.5, and four 2 -> 2
+transposed convolutions back to full resolution, adding 1x1 class scores of pool3 (I/8) and
+pool2 (I/4) after the first two. The transposed kernels differ by rail type:
+
+- Type 1 (express rail, 100x160 tiles): 4x4, 3x2, 4x4, 4x4 -> 12,163,110 parameters;
+- Type 2 (common/heavy rail, 100x55 tiles): 4x4, 3x3, 2x3, 2x3 -> 12,163,042 parameters.
+
+Each transposed convolution has stride 2 and its output is cropped or zero-padded to the size
+of the map it is added to (pool3, pool2, then I/2 and the input), FCN's "crop" step, so any
+tile size works; odd sizes lose a row to each floor-halving pool.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models import vgg19
+
+KERNELS: dict[str, tuple[tuple[int, int], ...]] = {
+    "type1": ((4, 4), (3, 2), (4, 4), (4, 4)),
+    "type2": ((4, 4), (3, 3), (2, 3), (2, 3)),
+}
+"""Transposed-convolution kernels of Table 1, per rail type."""
+
+
+def fit_to(x: Tensor, height: int, width: int) -> Tensor:
+    """Crop (centred) or zero-pad ``x`` to ``height x width``."""
+    top, left = max(x.shape[2] - height, 0) // 2, max(x.shape[3] - width, 0) // 2
+    x = x[:, :, top : top + height, left : left + width]  # slicing, not negative padding: ONNX Runtime differs there
+    dh, dw = height - x.shape[2], width - x.shape[3]
+    return F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)) if dh or dw else x
+
+
+class SurfaceFCN(nn.Module):
+    """The modified FCN for one rail type.
+
+    Args:
+        rail_type: ``"type1"`` (express rail) or ``"type2"`` (common/heavy rail).
+        num_classes: Output classes (2: background and defect).
+        dropout: Dropout rate after each 1024-wide 1x1 convolution.
+    """
+
+    def __init__(self, rail_type: Literal["type1", "type2"] = "type1", num_classes: int = 2, dropout: float = 0.5) -> None:
+        super().__init__()
+        if rail_type not in KERNELS:
+            raise ValueError(f"rail_type must be one of {', '.join(KERNELS)}, got {rail_type!r}")
+        layers = list(vgg19(weights=None).features.children())
+        # VGG19 features: block 1 ends at index 4 (pool), block 2 at 9, block 3 at 18, block 4 at 27
+        self.block12 = nn.Sequential(*layers[:10])  # -> pool2, I/4, 128 channels
+        self.block3 = nn.Sequential(*layers[10:19])  # -> pool3, I/8, 256
+        self.block4 = nn.Sequential(*layers[19:28])  # -> pool4, I/16, 512
+        self.classifier = nn.Sequential(
+            nn.Conv2d(512, 1024, 1), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
+            nn.Conv2d(1024, 1024, 1), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
+            nn.Conv2d(1024, num_classes, 1),
+        )  # fmt: skip
+        self.score_pool3 = nn.Conv2d(256, num_classes, 1)
+        self.score_pool2 = nn.Conv2d(128, num_classes, 1)
+        self.up = nn.ModuleList(nn.ConvTranspose2d(num_classes, num_classes, k, stride=2) for k in KERNELS[rail_type])
+
+    def backbone_state_keys(self) -> dict[str, str]:
+        """Map from torchvision ``vgg19`` state-dict keys (``features.N.*``) to this network's keys."""
+        out = {}
+        for offset, block in ((0, self.block12), (10, self.block3), (19, self.block4)):
+            for i, layer in enumerate(block):
+                if isinstance(layer, nn.Conv2d):
+                    name = {0: "block12", 10: "block3", 19: "block4"}[offset]
+                    for p in ("weight", "bias"):
+                        out[f"features.{offset + i}.{p}"] = f"{name}.{i}.{p}"
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[2:]
+        pool2 = self.block12(x)
+        pool3 = self.block3(pool2)
+        scores = self.classifier(self.block4(pool3))
+        scores = fit_to(self.up[0](scores), *pool3.shape[2:]) + self.score_pool3(pool3)
+        scores = fit_to(self.up[1](scores), *pool2.shape[2:]) + self.score_pool2(pool2)
+        scores = fit_to(self.up[2](scores), pool2.shape[2] * 2, pool2.shape[3] * 2)
+        return fit_to(self.up[3](scores), h, w)

@@ -1,0 +1,48 @@
+"""The modified FCN of paper 002: exact parameter counts of Table 1, shapes, VGG19 weights, ONNX parity."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision.models import vgg19
+
+from railwatch.export import export_onnx, onnx_max_abs_diff
+from railwatch.surface.model import SurfaceFCN, fit_to
+
+
+@pytest.mark.parametrize("rail_type, params", [("type1", 12_163_110), ("type2", 12_163_042)])
+def test_parameter_counts_equal_table_1(rail_type, params):
+    assert sum(p.numel() for p in SurfaceFCN(rail_type).parameters()) == params
+
+
+@pytest.mark.parametrize("rail_type, size", [("type1", (100, 160)), ("type2", (100, 55)), ("type2", (64, 37))])
+def test_output_has_the_input_size(rail_type, size):
+    net = SurfaceFCN(rail_type).eval()
+    with torch.no_grad():
+        assert net(torch.rand(2, 3, *size)).shape == (2, 2, *size)
+
+
+def test_fit_to_crops_and_pads_centred():
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    assert torch.equal(fit_to(x, 2, 2), x[:, :, 1:3, 1:3])
+    padded = fit_to(x, 6, 5)
+    assert padded.shape == (1, 1, 6, 5) and torch.equal(padded[:, :, 1:5, 0:4], x) and padded[:, :, 0].abs().sum() == 0
+
+
+def test_vgg19_weights_map_onto_the_backbone():
+    torch.manual_seed(0)
+    reference = vgg19(weights=None).state_dict()
+    net = SurfaceFCN("type1")
+    mapping = net.backbone_state_keys()
+    assert len(mapping) == 24  # 12 convolutions, weight and bias each
+    missing, unexpected = net.load_state_dict({mapping[k]: reference[k] for k in mapping}, strict=False)
+    assert not unexpected and all(not k.startswith("block") for k in missing)
+    assert torch.equal(net.block4[0].weight, reference["features.19.weight"])
+
+
+def test_onnx_runtime_agrees_with_torch(tmp_path):
+    torch.manual_seed(0)
+    net = SurfaceFCN("type2").eval()
+    x = torch.rand(2, 3, 100, 55)
+    path = export_onnx(net, x[:1], tmp_path / "fcn.onnx")
+    assert onnx_max_abs_diff(net, path, x) < 1e-4
