@@ -1,0 +1,54 @@
+"""FCN-8s and SegNet baselines of paper 002, and `railwatch surface models`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from railwatch.cli import app
+from railwatch.export import export_onnx, onnx_max_abs_diff
+from railwatch.surface.baselines import FCN8s, SegNet, max_unpool
+from railwatch.surface.models import build_surface_model
+
+
+@pytest.mark.parametrize("cls", [FCN8s, SegNet])
+@pytest.mark.parametrize("size", [(100, 160), (100, 55)])
+def test_baselines_score_every_pixel_of_both_tile_shapes(cls, size):
+    net = cls().eval()
+    with torch.no_grad():
+        assert net(torch.rand(1, 3, *size)).shape == (1, 2, *size)
+
+
+def test_segnet_unpools_to_where_the_maxima_were():
+    net = SegNet().eval()
+    x = torch.rand(2, 64, 9, 7)
+    pooled, indices = torch.nn.functional.max_pool2d(x, 2, 2, return_indices=True)
+    restored = max_unpool(pooled, indices, (9, 7))
+    assert torch.equal(restored, torch.nn.functional.max_unpool2d(pooled, indices, 2, 2, output_size=(9, 7)))
+    assert (restored != 0).sum() == 2 * 64 * 4 * 3  # one value per pooling window
+    assert len(net.encoder) == len(net.decoder) == 5
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    assert convs == 13 + 13 + 1  # encoder, mirrored decoder, classifier
+
+
+def test_models_command_lists_every_network_with_its_parameters():
+    result = CliRunner().invoke(app, ["surface", "models", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r["params"] for r in json.loads(result.output)}
+    assert rows == {"fcn-type1": 12_163_110, "fcn-type2": 12_163_042, "fcn-8s": 134_271_430, "segnet": 29_481_218}
+
+
+def test_unknown_model_name_is_refused():
+    with pytest.raises(ValueError, match="unet"):
+        build_surface_model("unet")
+
+
+def test_segnet_onnx_runtime_agrees_with_torch(tmp_path):
+    torch.manual_seed(0)
+    net = SegNet().eval()
+    x = torch.rand(1, 3, 64, 96)
+    path = export_onnx(net, x, tmp_path / "segnet.onnx")
+    assert onnx_max_abs_diff(net, path, x) < 1e-3
