@@ -10,9 +10,7 @@ from torch.utils.data import DataLoader
 
 from railwatch.intrusion.det.data import DetectionDataset, collate_detections, read_detection_split
 from railwatch.intrusion.det.infer import Detector
-from railwatch.intrusion.det.lightning import VAL_CONF, VAL_MAX_DETECTIONS, truth_per_image
 from railwatch.intrusion.det.metrics import DetectionMetrics
-from railwatch.intrusion.det.postprocess import select_detections
 
 
 @torch.no_grad()
@@ -27,7 +25,5 @@ def evaluate_detector(detector: Detector, data: str | Path, split: str = "val", 
     metrics = DetectionMetrics(detector.class_names, detector.infer.conf_threshold)
     batches = track(loader, description=f"scoring {split}", disable=not progress, transient=True)
     for images, targets, _ in batches:
-        decoded = detector.net(images.to(detector.device))
-        found = select_detections(decoded, VAL_CONF, detector.infer.iou_threshold, VAL_MAX_DETECTIONS)
-        metrics.update(found, truth_per_image(targets, images.shape[0]))
+        metrics.update_batch(detector.net(images.to(detector.device)), targets, detector.infer.iou_threshold)
     return {"split": split, "arch": detector.cfg.arch, **metrics.compute()}

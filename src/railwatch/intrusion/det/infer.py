@@ -82,10 +82,8 @@ class Detector:
         found = select_detections(decoded, self.infer.conf_threshold, self.infer.iou_threshold, self.infer.max_detections)
         out = []
         for (boxes, scores, labels), (_, scale, pad), image in zip(found, boxed, images):
-            boxes = unletterbox_boxes(boxes.cpu().numpy(), scale, pad)
-            boxes[:, 0::2] = boxes[:, 0::2].clip(0, image.shape[1])
-            boxes[:, 1::2] = boxes[:, 1::2].clip(0, image.shape[0])
-            out.append(Detections(boxes.astype(np.float32), scores.cpu().numpy(), labels.cpu().numpy().astype(np.int64), self.class_names))
+            boxes = unletterbox_boxes(boxes.cpu().numpy(), scale, pad, orig_size=image.shape[:2])
+            out.append(Detections(boxes, scores.cpu().numpy(), labels.cpu().numpy().astype(np.int64), self.class_names))
         return out
 
     def detect(self, image: np.ndarray) -> Detections:

@@ -14,19 +14,7 @@ from railwatch.intrusion.det.head import decode
 from railwatch.intrusion.det.loss import DetectionLoss
 from railwatch.intrusion.det.metrics import DetectionMetrics
 from railwatch.intrusion.det.model import build_detector
-from railwatch.intrusion.det.postprocess import select_detections
 from railwatch.nn.ema import WeightEMA
-
-VAL_CONF = 0.001
-"""mAP is computed over (almost) every detection, as in COCO evaluation."""
-VAL_MAX_DETECTIONS = 100
-"""At most this many detections per image count, COCO's limit (and torchmetrics')."""
-
-
-def truth_per_image(targets: Tensor, batch: int) -> list[tuple[Tensor, Tensor]]:
-    """``(M, 6)`` batch targets -> per image ``(boxes, labels)``."""
-    return [(targets[targets[:, 0] == b, 2:6], targets[targets[:, 0] == b, 1].long()) for b in range(batch)]
-
 
 class DetectionTask(L.LightningModule):
     """Trains a detector; validation logs ``val/map50``, ``val/map``, ``val/precision``, ``val/recall``.
@@ -72,8 +60,7 @@ class DetectionTask(L.LightningModule):
     def validation_step(self, batch: tuple[Tensor, Tensor, list], batch_idx: int) -> None:
         images, targets, _ = batch
         decoded = decode(self.inference_net(images), (images.shape[2], images.shape[3]), self.model_cfg.reg_max)
-        found = select_detections(decoded, VAL_CONF, self.infer_cfg.iou_threshold, VAL_MAX_DETECTIONS)
-        self.metrics.update(found, truth_per_image(targets, images.shape[0]))
+        self.metrics.update_batch(decoded, targets, self.infer_cfg.iou_threshold)
 
     def on_validation_epoch_end(self) -> None:
         result = self.metrics.compute()

@@ -14,6 +14,18 @@ from torch import Tensor
 from torchmetrics.detection import MeanAveragePrecision
 from torchvision.ops import box_iou
 
+from railwatch.intrusion.det.postprocess import select_detections
+
+VAL_CONF = 0.001
+"""mAP is computed over (almost) every detection, as in COCO evaluation."""
+VAL_MAX_DETECTIONS = 100
+"""At most this many detections per image count, COCO's limit (and torchmetrics')."""
+
+
+def truth_per_image(targets: Tensor, batch: int) -> list[tuple[Tensor, Tensor]]:
+    """``(M, 6)`` batch targets -> per image ``(boxes, labels)``."""
+    return [(targets[targets[:, 0] == b, 2:6], targets[targets[:, 0] == b, 1].long()) for b in range(batch)]
+
 
 def match_counts(
     boxes: Tensor, scores: Tensor, labels: Tensor, gt_boxes: Tensor, gt_labels: Tensor, num_classes: int, iou: float = 0.5
@@ -70,6 +82,14 @@ class DetectionMetrics:
             keep = p["scores"] >= self.conf_threshold
             self.counts += match_counts(p["boxes"][keep], p["scores"][keep], p["labels"][keep], t["boxes"], t["labels"], len(self.class_names))
         self.images += len(preds)
+
+    def update_batch(self, decoded: Tensor, targets: Tensor, iou_threshold: float) -> None:
+        """Add a batch under the evaluation protocol: decoded outputs ``(B, N, 4 + C)``, targets ``(M, 6)``.
+
+        Detections down to :data:`VAL_CONF`, at most :data:`VAL_MAX_DETECTIONS` per image after NMS.
+        """
+        found = select_detections(decoded, VAL_CONF, iou_threshold, VAL_MAX_DETECTIONS)
+        self.update(found, truth_per_image(targets, decoded.shape[0]))
 
     def compute(self) -> dict:
         """``map50``, ``map``, ``precision``, ``recall`` over all classes, and ``per_class`` rows (-1: class absent)."""
