@@ -18,10 +18,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from railwatch.errors import GeometryError, InputError
+from railwatch.yamlfile import first_validation_error, read_yaml_mapping
 
 
 class Camera(BaseModel):
@@ -131,20 +131,12 @@ def load_camera(path: str | Path) -> Camera:
             out of range.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: camera file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not valid YAML ({type(err).__name__})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a mapping of camera fields ({', '.join(CAMERA_REQUIRED_FIELDS)})")
+    data = read_yaml_mapping(path, "camera", InputError, f"a mapping of camera fields ({', '.join(CAMERA_REQUIRED_FIELDS)})")
     missing = [name for name in CAMERA_REQUIRED_FIELDS if name not in data]
     if missing:
         raise InputError(f"{path}: camera field {missing[0]} is missing (required: {', '.join(CAMERA_REQUIRED_FIELDS)})")
     try:
         return Camera.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise InputError(f"{path}: camera field {where}: {first['msg']}") from None
+        where, what = first_validation_error(err)
+        raise InputError(f"{path}: camera field {where}: {what}") from None

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from railwatch.camera import Camera
 from railwatch.errors import ConfigError
+from railwatch.yamlfile import first_validation_error, read_yaml_mapping
 
 OBJECT_TYPES: tuple[str, ...] = ("person", "car", "animal", "stone")
 """The four intrusion classes of paper 003 (Table 3), in class-id order."""
@@ -396,10 +397,9 @@ class RailwatchConfig(Settings):
 
 
 def _one_line(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    where, what = first_validation_error(error)
     more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    return f"{where}: {what}{more}"
 
 
 def config_from_dict(data: dict[str, Any], source: str = "settings") -> RailwatchConfig:
@@ -423,16 +423,7 @@ def load_config(path: str | Path | None = None) -> RailwatchConfig:
     if path is None:
         return RailwatchConfig()
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid YAML ({type(err).__name__})") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    data = read_yaml_mapping(path, "config", ConfigError, "a mapping of sections at the top level")
     return config_from_dict(data, source=str(path))
 
 
