@@ -390,10 +390,59 @@ class IntrusionConfig(Settings):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 
+class SurfaceTrainConfig(TrainingRun):
+    """How ``railwatch surface train|cv`` trains a defect segmenter (paper 002, sections 2.1 and 4.1).
+
+    Args:
+        rail_type: RSDDs rail type to read: ``"type1"`` (express rail, 100x160 tiles) or
+            ``"type2"`` (common / heavy rail, 100x55 tiles).
+        model: Network (see ``railwatch surface models``); ``None`` picks the modified FCN of
+            the rail type (``fcn-type1`` or ``fcn-type2``).
+        epochs: Passes over the training tiles (300 in the paper).
+        batch_size: Tiles per step (16 in the paper).
+        lr: Adam learning rate (1e-4 in the paper), constant.
+        tile_height: Rows per tile (100 in the paper); tiles span the image's full width.
+        mask_threshold: Mask pixels above this value are defects (127 in the paper).
+        val_fraction: Share of tiles held out for testing by ``train`` (10% in the paper).
+        folds: Folds of ``cv`` (5 in the paper).
+        flips: Flip training tiles at random along and across the rail (not in the paper).
+        backbone_weights: A torchvision VGG state-dict file (``vgg19`` for the modified FCN,
+            ``vgg16`` for FCN-8s, ``vgg16_bn`` for SegNet) to start the encoder from; ``None``
+            starts from random weights. Nothing is downloaded.
+
+    The seed, hardware and stopping fields are those of :class:`TrainingRun`.
+    """
+
+    rail_type: Literal["type1", "type2"] = "type1"
+    model: Literal["fcn-type1", "fcn-type2", "fcn-8s", "segnet"] | None = None
+    epochs: int = Field(300, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    tile_height: int = Field(100, ge=16)
+    mask_threshold: int = Field(127, ge=0, le=254)
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    folds: int = Field(5, ge=2)
+    flips: bool = False
+    num_workers: int = Field(0, ge=0)
+    backbone_weights: str | None = None
+
+    @property
+    def model_name(self) -> str:
+        """The network to train: ``model``, or the modified FCN of ``rail_type``."""
+        return self.model or f"fcn-{self.rail_type}"
+
+
+class SurfaceConfig(Settings):
+    """Settings of the surface module (paper 002)."""
+
+    train: SurfaceTrainConfig = Field(default_factory=SurfaceTrainConfig)
+
+
 class RailwatchConfig(Settings):
     """All railwatch settings; each module owns one section."""
 
     intrusion: IntrusionConfig = Field(default_factory=IntrusionConfig)
+    surface: SurfaceConfig = Field(default_factory=SurfaceConfig)
 
 
 def _one_line(error: ValidationError) -> str:

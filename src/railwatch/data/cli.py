@@ -151,3 +151,29 @@ def clip(
         f"--train-speed-mps {train_speed:g}" + ("" if video else f" --fps {fps:g}"),
         soft_wrap=True,
     )
+
+
+@synth_app.command("surface")
+@one_line_errors
+def surface(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the RSDDs-layout data set to.")],
+    count: Annotated[int, typer.Option("--count", "-n", help="Strips per rail type.", min=1)] = 20,
+    rail_type: Annotated[str, typer.Option("--type", help="type1, type2 or both.")] = "both",
+    seed: Annotated[int, typer.Option("--seed", help="Seed; the same seed gives the same strips.")] = 0,
+) -> None:
+    """Draw rail running-surface strips with defect masks, in the RSDDs layout (paper 002).
+
+    Type-I strips (express rail) are 160x1000 px, Type-II (common / heavy rail) 55x1250. Each has
+    stains and scratches that are not defects, and spalls, squats, cracks and pits covering about
+    1% of its pixels. Writes OUT/Type-I RSDDs dataset/{Rail surface images,GroundTruth}/rail_N.jpg
+    (likewise Type-II), ready for `railwatch surface train OUT`.
+    """
+    from railwatch.data.surface_strips import RAIL_TYPES, write_rsdds
+
+    types = list(RAIL_TYPES) if rail_type == "both" else [rail_type]
+    if any(t not in RAIL_TYPES for t in types):
+        raise InputError(f"unknown rail type {rail_type!r}; use type1, type2 or both")
+    for name in types:
+        for i in track(range(1, count + 1), description=f"drawing {name} strips", console=console):
+            write_rsdds(out, name, 1, seed=seed, start=i)
+        console.print(f"{name}: {count} strips in {out / RAIL_TYPES[name].folder}")

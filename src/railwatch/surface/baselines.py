@@ -13,11 +13,12 @@ Both return class scores at the input's size; crops and pads use :func:`.model.f
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import vgg16, vgg16_bn
 
-from railwatch.surface.model import fit_to
+from railwatch.surface.model import fit_to, init_fcn_head, vgg_feature_keys
 
 VGG16_BLOCKS: tuple[int, ...] = (2, 2, 3, 3, 3)
 """Convolutions per VGG16 block."""
@@ -35,19 +36,29 @@ class FCN8s(nn.Module):
         self.fc = nn.Sequential(
             nn.Conv2d(512, 4096, 7, padding=3), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
             nn.Conv2d(4096, 4096, 1), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
-            nn.Conv2d(4096, num_classes, 1),
         )  # fmt: skip
+        self.score_fr = nn.Conv2d(4096, num_classes, 1)
         self.score_pool4 = nn.Conv2d(512, num_classes, 1)
         self.score_pool3 = nn.Conv2d(256, num_classes, 1)
         self.up2 = nn.ConvTranspose2d(num_classes, num_classes, 4, stride=2, padding=1, bias=False)
         self.up2_pool4 = nn.ConvTranspose2d(num_classes, num_classes, 4, stride=2, padding=1, bias=False)
         self.up8 = nn.ConvTranspose2d(num_classes, num_classes, 16, stride=8, padding=4, bias=False)
+        init_fcn_head([self.score_fr, self.score_pool4, self.score_pool3], [self.up2, self.up2_pool4, self.up8])
+
+    def backbone_state_keys(self) -> dict[str, str]:
+        """Map from torchvision ``vgg16`` state-dict keys (``features.N.*``) to this network's keys."""
+        return vgg_feature_keys({"to_pool3": (0, self.to_pool3), "to_pool4": (17, self.to_pool4), "to_pool5": (24, self.to_pool5)})
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[2:]
         pool3 = self.to_pool3(x)
         pool4 = self.to_pool4(pool3)
-        scores = self.fc(self.to_pool5(pool4))
+        features = self.fc(self.to_pool5(pool4))
+        # The class-score convolution runs in float32 even under bf16 autocast: oneDNN's bf16 backward
+        # of a 1x1 convolution from 4096 to 2 channels on a tiny map corrupts the heap on CPU
+        # (torch 2.15, AMX). It is 0.006% of the network's work, so nothing is lost by it.
+        with torch.autocast(x.device.type, enabled=False):
+            scores = self.score_fr(features.float())
         scores = fit_to(self.up2(scores), *pool4.shape[2:]) + self.score_pool4(pool4)
         scores = fit_to(self.up2_pool4(scores), *pool3.shape[2:]) + self.score_pool3(pool3)
         return fit_to(self.up8(scores), h, w)
@@ -89,6 +100,11 @@ class SegNet(nn.Module):
                 layers += _conv_bn_relu(c_in, c_out if last else c_in)
             self.decoder.append(nn.Sequential(*layers))
         self.classifier = nn.Conv2d(64, num_classes, 3, padding=1)
+
+    def backbone_state_keys(self) -> dict[str, str]:
+        """Map from torchvision ``vgg16_bn`` state-dict keys (``features.N.*``) to the encoder's keys."""
+        starts = [sum(3 * n + 1 for n in VGG16_BLOCKS[:i]) for i in range(len(VGG16_BLOCKS))]
+        return vgg_feature_keys({f"encoder.{i}": (start, block) for i, (start, block) in enumerate(zip(starts, self.encoder))})
 
     def forward(self, x: Tensor) -> Tensor:
         pooled = []

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import vgg19
@@ -27,6 +28,51 @@ KERNELS: dict[str, tuple[tuple[int, int], ...]] = {
     "type2": ((4, 4), (3, 3), (2, 3), (2, 3)),
 }
 """Transposed-convolution kernels of Table 1, per rail type."""
+
+
+def vgg_feature_keys(parts: dict[str, tuple[int, nn.Sequential]]) -> dict[str, str]:
+    """Map torchvision VGG keys ``features.N.*`` onto slices of its ``features`` kept under other names.
+
+    ``parts`` maps an attribute name to ``(index of its first layer in features, the slice)``.
+    """
+    return {
+        f"features.{offset + i}.{key}": f"{name}.{i}.{key}"
+        for name, (offset, part) in parts.items()
+        for i, layer in enumerate(part)
+        for key in layer.state_dict()
+    }
+
+
+def bilinear_kernel(channels: int, kh: int, kw: int) -> Tensor:
+    """Weights that make a ``channels -> channels`` transposed convolution upsample bilinearly, channel by channel.
+
+    FCN (Long et al., section 3.3) starts its in-network upsampling as bilinear interpolation;
+    each axis gets the triangle filter of its kernel size, so 3x2 or 2x3 kernels work too.
+    """
+
+    def triangle(k: int) -> Tensor:
+        factor = (k + 1) // 2
+        centre = factor - 1 if k % 2 == 1 else factor - 0.5
+        return 1 - (torch.arange(k, dtype=torch.float32) - centre).abs() / factor
+
+    weight = torch.zeros(channels, channels, kh, kw)
+    weight[range(channels), range(channels)] = torch.outer(triangle(kh), triangle(kw))
+    return weight
+
+
+def init_fcn_head(score_layers: list[nn.Conv2d], upsampling: list[nn.ConvTranspose2d]) -> None:
+    """FCN's initialisation of the layers after the backbone: class-score convolutions at zero,
+    upsampling at bilinear interpolation (Long et al., sections 3.3 and 4.2). Training then starts
+    from an output of equal class scores everywhere instead of large random ones."""
+    with torch.no_grad():
+        for conv in score_layers:
+            conv.weight.zero_()
+            if conv.bias is not None:
+                conv.bias.zero_()
+        for up in upsampling:
+            up.weight.copy_(bilinear_kernel(up.out_channels, *up.kernel_size))
+            if up.bias is not None:
+                up.bias.zero_()
 
 
 def fit_to(x: Tensor, height: int, width: int) -> Tensor:
@@ -63,17 +109,11 @@ class SurfaceFCN(nn.Module):
         self.score_pool3 = nn.Conv2d(256, num_classes, 1)
         self.score_pool2 = nn.Conv2d(128, num_classes, 1)
         self.up = nn.ModuleList(nn.ConvTranspose2d(num_classes, num_classes, k, stride=2) for k in KERNELS[rail_type])
+        init_fcn_head([self.classifier[-1], self.score_pool3, self.score_pool2], list(self.up))
 
     def backbone_state_keys(self) -> dict[str, str]:
         """Map from torchvision ``vgg19`` state-dict keys (``features.N.*``) to this network's keys."""
-        out = {}
-        for offset, block in ((0, self.block12), (10, self.block3), (19, self.block4)):
-            for i, layer in enumerate(block):
-                if isinstance(layer, nn.Conv2d):
-                    name = {0: "block12", 10: "block3", 19: "block4"}[offset]
-                    for p in ("weight", "bias"):
-                        out[f"features.{offset + i}.{p}"] = f"{name}.{i}.{p}"
-        return out
+        return vgg_feature_keys({"block12": (0, self.block12), "block3": (10, self.block3), "block4": (19, self.block4)})
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[2:]

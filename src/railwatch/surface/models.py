@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import torch
 from torch import nn
 
+from railwatch.errors import InputError
 from railwatch.surface.baselines import FCN8s, SegNet
 from railwatch.surface.model import SurfaceFCN
 
@@ -47,3 +52,36 @@ def list_surface_models() -> list[SurfaceModelInfo]:
         SurfaceModelInfo(name, description, sum(p.numel() for p in build_surface_model(name).parameters()))
         for name, (description, _) in BUILDERS.items()
     ]
+
+
+BACKBONES: dict[str, str] = {"fcn-type1": "vgg19", "fcn-type2": "vgg19", "fcn-8s": "vgg16", "segnet": "vgg16_bn"}
+"""The torchvision network whose ImageNet weights fit each model's encoder."""
+
+
+def load_backbone_weights(net: nn.Module, name: str, path: str | Path) -> int:
+    """Copy the encoder weights of a local torchvision VGG state-dict file into ``net``; returns tensors copied.
+
+    Only the ``features.*`` convolutions (and batch norms) that the network shares with
+    :data:`BACKBONES` ``[name]`` are used; the classifier is ignored. Nothing is downloaded.
+
+    Raises:
+        InputError: the file is missing or unreadable, or it is not a state dict of that VGG.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: backbone weights not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as err:
+        raise InputError(f"{path}: not a readable state-dict file ({type(err).__name__})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    mapping = net.backbone_state_keys()
+    own = net.state_dict()
+    missing = [k for k in mapping if not isinstance(state, dict) or k not in state]
+    wrong = [k for k in mapping if k not in missing and tuple(state[k].shape) != tuple(own[mapping[k]].shape)]
+    if missing or wrong:
+        what = f"lacks {missing[0]}" if missing else f"has {wrong[0]} of shape {tuple(state[wrong[0]].shape)}"
+        raise InputError(f"{path}: not a torchvision {BACKBONES[name]} state dict ({what})")
+    net.load_state_dict({mapping[k]: state[k] for k in mapping}, strict=False)
+    return len(mapping)

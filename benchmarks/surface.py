@@ -1,0 +1,121 @@
+"""Rail-surface defect segmentation, paper 002 Tables 5-7: k-fold CV of the modified FCN, FCN-8s and SegNet.
+
+1. **Data.** ``--strips`` generated strips per rail type (:func:`railwatch.data.surface_strips.write_rsdds`,
+   RSDDs layout: Type-I 160x1000, Type-II 55x1250, defects about 1% of the pixels), cut into
+   100-row tiles (100x160 and 100x55) with masks thresholded at 127.
+2. **Cross-validation** (:func:`railwatch.surface.cv.cross_validate`): the same ``--folds`` folds
+   of each type's tiles for every network, with one budget: ``--steps`` steps of batch 16, Adam
+   at ``--lr``, the same seed and precision. Each fold is scored with the network at the end of
+   its budget on the fold left out: F1 and IoU of the defect class, validation loss and
+   accuracy, and time per training step (forward, backward and update) on this machine.
+3. **Tables 5-7** are printed per rail type, with the paper's bar: the modified FCN's mean F1
+   >= 0.90 and IoU >= 0.80, and its step no slower than FCN-8s' and SegNet's.
+
+Nothing is asserted; run from the repository root::
+
+    .venv/bin/python benchmarks/surface.py [--steps 600] [--folds 5] [--types type1,type2]
+
+Results go to ``benchmarks/results/surface.json``, rewritten after every fold so a long run
+leaves what it has finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from common import machine_info, write_report
+
+from railwatch.config import SurfaceTrainConfig
+from railwatch.data.surface_strips import RAIL_TYPES, write_rsdds
+from railwatch.surface.cv import ModelCV, cross_validate, tables_markdown
+from railwatch.surface.data import find_pairs, load_tiles
+
+DEFAULT_OUT = Path("benchmarks/results/surface.json")
+F1_BAR, IOU_BAR = 0.90, 0.80
+
+
+def strips(work: Path, rail_type: str, count: int) -> Path:
+    """Generate (or reuse) ``count`` strips of ``rail_type`` under ``work``."""
+    root = work / f"strips_{count}"
+    folder = root / RAIL_TYPES[rail_type].folder / "Rail surface images"
+    if not folder.is_dir() or len(list(folder.glob("*.jpg"))) != count:
+        write_rsdds(root, rail_type, count, seed=0)
+    return root
+
+
+def verdict(rail_type: str, results: list[ModelCV]) -> list[str]:
+    """The paper's bar for the modified FCN of ``rail_type`` against the other networks."""
+    by_name = {r.model: r for r in results}
+    fcn = by_name.get(f"fcn-{rail_type}")
+    if fcn is None or len(fcn.folds) == 0:
+        return []
+    f1, iou, step = fcn.mean("f1"), fcn.mean("iou"), fcn.mean("step_ms")
+    lines = [
+        f"{rail_type}: FCN mean F1 {f1:.3f} ({'meets' if f1 >= F1_BAR else 'misses'} {F1_BAR}), "
+        f"mean IoU {iou:.3f} ({'meets' if iou >= IOU_BAR else 'misses'} {IOU_BAR})"
+    ]
+    for other in results:
+        if other is not fcn and other.folds:
+            ratio = other.mean("step_ms") / step
+            lines.append(f"{rail_type}: {other.model} step {other.mean('step_ms'):.0f} ms = {ratio:.2f}x the FCN's {step:.0f} ms")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--strips", type=int, default=40, help="Generated strips per rail type.")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=600, help="Training steps of every network on every fold.")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of every network.")
+    parser.add_argument("--precision", default="bf16-mixed", help="Lightning precision (bf16-mixed uses AMX/AVX-512 on CPUs that have it).")
+    parser.add_argument("--types", default="type1,type2")
+    parser.add_argument("--models", default="fcn,fcn-8s,segnet", help="'fcn' means the FCN of each rail type.")
+    parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--work", type=Path, default=Path("benchmarks/work/surface"))
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    results: dict[str, list[ModelCV]] = {}
+    data: dict[str, Any] = {}
+
+    def save_partial() -> None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        partial = {"benchmark": "surface", "partial": True, "machine": machine_info(), "settings": settings,
+                   "data": data, "results": {t: [r.to_dict() for r in rs] for t, rs in results.items()}}  # fmt: skip
+        args.out.write_text(json.dumps(partial, indent=2), encoding="utf-8")
+
+    for rail_type in args.types.split(","):
+        tiles = load_tiles(find_pairs(strips(args.work, rail_type, args.strips), rail_type))
+        data[rail_type] = {"strips": args.strips, "tiles": len(tiles), "tile": list(tiles.images.shape[1:]),
+                           "defect_pixels": float(tiles.masks.mean())}  # fmt: skip
+        cfg = SurfaceTrainConfig(
+            rail_type=rail_type, folds=args.folds, max_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+            precision=args.precision, accelerator=args.accelerator, val_every_steps=args.steps,
+        )  # fmt: skip
+        names = [f"fcn-{rail_type}" if m == "fcn" else m for m in args.models.split(",")]
+        results[rail_type] = []
+
+        def on_fold(name: str, scores: Any, rail_type: str = rail_type) -> None:
+            print(f"{rail_type} {name} fold {scores.fold}: F1 {scores.f1:.3f} IoU {scores.iou:.3f} {scores.step_ms:.0f} ms/step", flush=True)
+            current = next((r for r in results[rail_type] if r.model == name), None)
+            if current is None:
+                current = ModelCV(name)
+                results[rail_type].append(current)
+            current.folds.append(scores)
+            save_partial()
+
+        cross_validate(tiles, names, cfg, args.work / "runs" / rail_type, progress=False, on_fold=on_fold)
+
+    lines = [line for t, rs in results.items() for line in verdict(t, rs)]
+    table = tables_markdown(results) + "\n" + "\n".join(lines)
+    write_report(args.out, "surface", settings, {"data": data, "results": {t: [r.to_dict() for r in rs] for t, rs in results.items()}}, table, started)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""k-fold cross-validation of surface networks, reported as paper 002's Tables 5-7 (section 4.2).
+
+Every network sees the same folds of the same tiles with the same schedule. A fold's scores are
+those of the network at the end of its budget on the fold left out (no choosing the best step on
+the very tiles being scored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import mean
+
+from railwatch.config import SurfaceTrainConfig
+from railwatch.surface.data import SurfaceTiles, kfold_splits
+from railwatch.surface.train import fit_surface
+
+
+@dataclass
+class FoldScores:
+    """One network on one fold."""
+
+    fold: int
+    f1: float
+    iou: float
+    loss: float
+    accuracy: float
+    precision: float
+    recall: float
+    step_ms: float
+
+
+@dataclass
+class ModelCV:
+    """One network over all folds, with the means of Table 7."""
+
+    model: str
+    folds: list[FoldScores] = field(default_factory=list)
+
+    def mean(self, name: str) -> float:
+        return mean(getattr(f, name) for f in self.folds)
+
+    def to_dict(self) -> dict:
+        means = {k: self.mean(k) for k in ("f1", "iou", "loss", "accuracy", "precision", "recall", "step_ms")}
+        return {"model": self.model, "folds": [asdict(f) for f in self.folds], "mean": means}
+
+
+def cross_validate(
+    tiles: SurfaceTiles,
+    models: list[str],
+    cfg: SurfaceTrainConfig,
+    out: str | Path,
+    progress: bool = True,
+    on_fold: Callable[[str, FoldScores], None] | None = None,
+) -> list[ModelCV]:
+    """Train every network in ``models`` on each of ``cfg.folds`` folds and score it on the fold left out.
+
+    Args:
+        tiles: All tiles of one rail type.
+        models: Network names (``railwatch surface models``).
+        cfg: Training settings shared by every network (``model`` is replaced per network).
+        out: Folder for each run's checkpoint and logs (``out/<model>/fold<k>``).
+        progress: Show Lightning's progress bar.
+        on_fold: Called with ``(model, FoldScores)`` after each fold, e.g. to print as it goes.
+    """
+    splits = kfold_splits(len(tiles), cfg.folds, cfg.seed)
+    results = []
+    for name in models:
+        run_cfg = cfg.model_copy(update={"model": name})
+        result = ModelCV(name)
+        for k, (train_idx, val_idx) in enumerate(splits, start=1):
+            fitted = fit_surface(tiles, train_idx, val_idx, run_cfg, Path(out) / name / f"fold{k}", {"fold": k}, progress)
+            last = fitted.last_metrics
+            scores = FoldScores(
+                k, last["f1"], last["iou"], last["loss"], last["accuracy"], last["precision"], last["recall"], fitted.step_ms
+            )
+            result.folds.append(scores)
+            if on_fold:
+                on_fold(name, scores)
+        results.append(result)
+    return results
+
+
+def tables_markdown(results: dict[str, list[ModelCV]]) -> str:
+    """Tables 5 (F1 per fold), 6 (IoU per fold) and 7 (means) of paper 002 as markdown, per rail type."""
+    folds = max(len(r.folds) for rs in results.values() for r in rs)
+    subsets = " | ".join(f"Subset {k}" for k in range(1, folds + 1))
+    lines = []
+    for title, metric in (("Table 5: F1 of the defect class per fold", "f1"), ("Table 6: IoU of the defect class per fold", "iou")):
+        lines += [f"**{title}**", "", f"| Type | Model | {subsets} |", "|---|---|" + "--:|" * folds]
+        for rail_type, rs in results.items():
+            for r in rs:
+                lines.append(f"| {rail_type} | {r.model} | " + " | ".join(f"{getattr(f, metric):.3f}" for f in r.folds) + " |")
+        lines.append("")
+    lines += [
+        "**Table 7: cross-validation means**", "",
+        "| Type | Model | Time per step | Validation loss | Validation accuracy | F1 | IoU |",
+        "|---|---|--:|--:|--:|--:|--:|",
+    ]  # fmt: skip
+    for rail_type, rs in results.items():
+        for r in rs:
+            lines.append(
+                f"| {rail_type} | {r.model} | {r.mean('step_ms'):.0f} ms | {r.mean('loss'):.4f} | {r.mean('accuracy'):.4f} "
+                f"| {r.mean('f1'):.3f} | {r.mean('iou'):.3f} |"
+            )
+    return "\n".join(lines) + "\n"
