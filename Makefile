@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-seg bench-det bench-pipeline clean
+.PHONY: demo test bench bench-seg bench-det bench-pipeline bench-surface clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,5 +33,10 @@ bench-det: $(STAMP)
 bench-pipeline: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py
 
+# paper 002 Tables 5-7: 5-fold CV of the modified FCN, FCN-8s and SegNet on both rail types,
+# 600 steps each; about 6 hours on a 2-core CPU (FCN-8s is most of it), minutes on a GPU
+bench-surface: $(STAMP)
+	$(BIN)/python benchmarks/surface.py --steps 600
+
 clean:
-	rm -rf $(VENV) demo_out seg_out det_out runs .pytest_cache .hypothesis
+	rm -rf $(VENV) demo_out seg_out det_out surface_out runs .pytest_cache .hypothesis

@@ -42,7 +42,8 @@ def test_override_skips_unset_flags():
         ("intrusion:\n  risk:\n    level_thresholds: [0.2, 0.5, 0.8, 1.2]\n", "strictly descending"),
         ("intrusion: [1, 2\n", "not valid YAML"),
         ("- a\n- b\n", "expected a mapping"),
-        ("surface: {}\n", "surface"),
+        ("telemetry: {}\n", "telemetry"),
+        ("surface:\n  train:\n    rail_type: type3\n", "surface.train.rail_type"),
     ],
 )
 def test_bad_files(tmp_path, text, fragment):
@@ -56,3 +57,12 @@ def test_bad_files(tmp_path, text, fragment):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_surface_training_defaults_are_the_papers():
+    cfg = RailwatchConfig().surface.train
+    assert (cfg.lr, cfg.batch_size, cfg.epochs, cfg.tile_height, cfg.mask_threshold, cfg.val_fraction, cfg.folds) == (
+        1e-4, 16, 300, 100, 127, 0.1, 5
+    )
+    assert cfg.model_name == "fcn-type1"
+    assert cfg.model_copy(update={"rail_type": "type2"}).model_name == "fcn-type2"

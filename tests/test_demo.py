@@ -19,7 +19,7 @@ def demo(tmp_path_factory):
 
 def test_demo_writes_report_and_matches_truth(demo):
     tmp_path, report = demo
-    assert {p.name for p in tmp_path.iterdir()} == {"overlay.png", "risk_map.png", "report.json", "scenes", "clip"}
+    assert {p.name for p in tmp_path.iterdir()} == {"overlay.png", "risk_map.png", "report.json", "scenes", "clip", "surface"}
     assert json.loads((tmp_path / "report.json").read_text())["objects"] == report["objects"]
     assert Image.open(tmp_path / "overlay.png").size == (1920, 1080)
     assert sum(r["ego"] for r in report["rails"]) == 2
@@ -53,3 +53,12 @@ def test_demo_clip_runs_the_whole_pipeline(demo):
     assert len(events) == clip["events"] and len(events) < clip["graded_object_frames"]  # hysteresis: not one per frame
     assert {"frame", "time_s", "track_id", "class", "box", "z", "level", "action"} <= set(events[0])
     assert clip["agreement"]["object_frames"] > 0
+
+
+def test_demo_surface_model_finds_the_defects_of_unseen_strips(demo):
+    tmp_path, report = demo
+    surface = report["surface"]
+    assert Image.open(tmp_path / "surface" / "strips.png").size[1] == 1250
+    assert all((tmp_path / "surface" / f"strip_{s['strip']}_overlay.png").is_file() for s in surface["strips"])
+    assert all(s["defects"] >= 1 for s in surface["strips"])
+    assert sum(s["f1"] for s in surface["strips"]) / len(surface["strips"]) > 0.5

@@ -50,6 +50,21 @@ def save_checkpoint(
     return _atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
+def read_torch_file(path: str | Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with one-line errors that say ``what`` it should be.
+
+    Raises:
+        InputError: the file is missing or not a readable torch file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as err:
+        raise InputError(f"{path}: not a readable {what} ({type(err).__name__})") from None
+
+
 def load_checkpoint(path: str | Path, task: str) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
 
@@ -57,12 +72,7 @@ def load_checkpoint(path: str | Path, task: str) -> dict[str, Any]:
         InputError: the file is missing, not a railwatch checkpoint, or for another task.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as err:
-        raise InputError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
+    payload = read_torch_file(path, "checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(f"{path}: not a railwatch checkpoint")
     if payload.get("task") != task:

@@ -122,7 +122,9 @@ def demo(
 
     Draws a cab-view rail mask with objects at known ground positions, fits the rails, places
     and grades every object, and writes an overlay picture, a risk map and a JSON report that
-    sets each measured offset and distance beside the truth.
+    sets each measured offset and distance beside the truth. Then segments rendered scenes,
+    runs a clip through the intrusion pipeline, and trains a small rail-surface defect
+    segmenter that segments strips it has not seen (surface/strips.png).
     """
     from railwatch.demo import run_demo
 

@@ -55,10 +55,7 @@ def evaluate_surface(
     start = time.perf_counter()
     predicted = segmenter.probabilities(tiles.images) > threshold
     elapsed = time.perf_counter() - start
-    truth = tiles.masks
-    scores = DefectScores(
-        int((predicted & truth).sum()), int((predicted & ~truth).sum()), int((~predicted & ~truth).sum()), int((~predicted & truth).sum())
-    )
+    scores = DefectScores.from_masks(predicted, tiles.masks)
     return SurfaceEvaluation(scores, len(tiles), 1000 * elapsed / max(1, len(tiles)))
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class DefectScores:
@@ -17,6 +19,14 @@ class DefectScores:
     fp: int
     tn: int
     fn: int
+
+    @classmethod
+    def from_masks(cls, predicted: np.ndarray, truth: np.ndarray) -> DefectScores:
+        """Counts of two boolean defect masks of the same shape."""
+        return cls(
+            int((predicted & truth).sum()), int((predicted & ~truth).sum()),
+            int((~predicted & ~truth).sum()), int((~predicted & truth).sum()),
+        )  # fmt: skip
 
     @property
     def accuracy(self) -> float:

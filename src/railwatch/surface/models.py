@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
+from railwatch.checkpoint import read_torch_file
 from railwatch.errors import InputError
 from railwatch.surface.baselines import FCN8s, SegNet
 from railwatch.surface.model import SurfaceFCN
@@ -67,13 +65,7 @@ def load_backbone_weights(net: nn.Module, name: str, path: str | Path) -> int:
     Raises:
         InputError: the file is missing or unreadable, or it is not a state dict of that VGG.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: backbone weights not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as err:
-        raise InputError(f"{path}: not a readable state-dict file ({type(err).__name__})") from None
+    state = read_torch_file(path, "backbone weights")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     mapping = net.backbone_state_keys()
