@@ -6,12 +6,13 @@ import json
 
 import pytest
 import torch
+import torchvision.models
 from typer.testing import CliRunner
 
 from railwatch.cli import app
 from railwatch.export import export_onnx, onnx_max_abs_diff
 from railwatch.surface.baselines import FCN8s, SegNet, max_unpool
-from railwatch.surface.models import build_surface_model
+from railwatch.surface.models import build_surface_model, load_backbone_weights
 
 
 @pytest.mark.parametrize("cls", [FCN8s, SegNet])
@@ -54,3 +55,15 @@ def test_segnet_onnx_runtime_agrees_with_torch(tmp_path):
     x = torch.rand(1, 3, 64, 96)
     path = export_onnx(net, x, tmp_path / "segnet.onnx")
     assert onnx_max_abs_diff(net, path, x) < 1e-3
+
+
+@pytest.mark.parametrize("name, reference", [("fcn-8s", "vgg16"), ("segnet", "vgg16_bn")])
+def test_imagenet_vgg_weights_map_onto_the_baseline_encoders(name, reference, tmp_path):
+    torch.manual_seed(0)
+    state = getattr(torchvision.models, reference)(weights=None).state_dict()
+    torch.save(state, tmp_path / "vgg.pth")
+    net = build_surface_model(name)
+    copied = load_backbone_weights(net, name, tmp_path / "vgg.pth")
+    assert copied == sum(1 for k in state if k.startswith("features."))  # the whole VGG16 encoder
+    own = net.state_dict()
+    assert all(torch.equal(own[v], state[k]) for k, v in net.backbone_state_keys().items())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -31,6 +31,9 @@ from railwatch.cli_support import (
 )
 from railwatch.errors import InputError
 
+if TYPE_CHECKING:
+    from railwatch.config import SurfaceTrainConfig
+
 app = typer.Typer(help="Rail running-surface defects (paper 002).", no_args_is_help=True)
 
 DataArgument = Annotated[Path, typer.Argument(help="RSDDs folder (holding 'Type-I RSDDs dataset/' ...) or a folder with images/ and masks/.")]
@@ -43,16 +46,11 @@ BackboneOption = Annotated[
 TileHeightOption = Annotated[Optional[int], typer.Option("--tile-height", help="Rows per tile (100 in the paper).")]
 
 
-def _train_settings(config: Optional[Path], rail_type: Optional[str], model: Optional[str], **flags) -> dict:
-    backbone = flags.pop("backbone_weights", None)
-    values = {
-        "surface.train.rail_type": rail_type,
-        "surface.train.model": model,
-        "surface.train.backbone_weights": None if backbone is None else str(backbone),
-        **{f"surface.train.{k}": v for k, v in flags.items() if k in ("tile_height", "folds", "flips", "val_fraction")},
-        **training_overrides("surface.train", **{k: v for k, v in flags.items() if k not in ("tile_height", "folds", "flips", "val_fraction")}),
-    }
-    return settings(config, values).surface.train
+def _train_settings(config: Optional[Path], **flags: Any) -> SurfaceTrainConfig:
+    """The ``surface.train`` settings of ``--config`` (or the defaults) with the flags that were given on top."""
+    if flags.get("backbone_weights") is not None:
+        flags["backbone_weights"] = str(flags["backbone_weights"])
+    return settings(config, training_overrides("surface.train", **flags)).surface.train
 
 
 @app.command()
@@ -106,7 +104,7 @@ def train(
     from railwatch.surface.train import train_surface
 
     cfg = _train_settings(
-        config, rail_type, model, backbone_weights=backbone_weights, tile_height=tile_height, val_fraction=val_fraction,
+        config, rail_type=rail_type, model=model, backbone_weights=backbone_weights, tile_height=tile_height, val_fraction=val_fraction,
         flips=flips, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed,
         accelerator=accelerator, devices=devices, precision=precision, num_workers=num_workers,
     )  # fmt: skip
@@ -241,7 +239,7 @@ def cv(
     from railwatch.surface.models import BUILDERS
 
     cfg = _train_settings(
-        config, rail_type, None, backbone_weights=backbone_weights, tile_height=tile_height, folds=folds, epochs=epochs,
+        config, rail_type=rail_type, backbone_weights=backbone_weights, tile_height=tile_height, folds=folds, epochs=epochs,
         max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed, accelerator=accelerator, devices=devices,
         precision=precision,
     )  # fmt: skip
