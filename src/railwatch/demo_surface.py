@@ -7,6 +7,10 @@ defect list) and drawn as overlays beside their true masks, with the defect-clas
 
 from __future__ import annotations
 
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,20 @@ def cpu_precision() -> str:
     return "bf16-mixed" if native else "32-true"
 
 
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Keep Lightning's start-up notices and library warnings out of the demo's printout."""
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def run_surface_demo(out: Path, steps: int = 240, seed: int = 7) -> dict[str, Any]:
     """Train on generated strips, segment unseen ones, write ``strips.png`` and per-strip overlays."""
     out.mkdir(parents=True, exist_ok=True)
@@ -41,7 +59,8 @@ def run_surface_demo(out: Path, steps: int = 240, seed: int = 7) -> dict[str, An
         precision=cpu_precision(), seed=seed,
     )  # fmt: skip
     console.print(f"[bold]rail surface[/]: training fcn-type2 for {steps} steps on {TRAIN_STRIPS} generated strips")
-    result = train_surface(out / "data", out / "model", cfg, progress=False)
+    with _quiet_lightning():
+        result = train_surface(out / "data", out / "model", cfg, progress=False)
     segmenter = SurfaceSegmenter.load(result.checkpoint)
     panels, strips = [], []
     for i in range(SHOWN_STRIPS):
