@@ -15,6 +15,7 @@ from railwatch import __version__
 from railwatch.cli_support import ConfigOption, console, one_line_errors, print_json, settings
 from railwatch.config import dump_yaml
 from railwatch.data.cli import app as data_app
+from railwatch.fasteners.cli import app as fasteners_app
 from railwatch.intrusion.cli import app as intrusion_app
 from railwatch.surface.cli import app as surface_app
 
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 app.add_typer(intrusion_app, name="intrusion")
 app.add_typer(surface_app, name="surface")
+app.add_typer(fasteners_app, name="fasteners")
 app.add_typer(data_app, name="data")
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")

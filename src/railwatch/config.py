@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from railwatch.camera import Camera
 from railwatch.errors import ConfigError
@@ -438,11 +438,110 @@ class SurfaceConfig(Settings):
     train: SurfaceTrainConfig = Field(default_factory=SurfaceTrainConfig)
 
 
+class FastenerModelConfig(Settings):
+    """Architecture of the fastener KD-GAN (paper 000, Tables 1-3) and its ablation switches (Table 7).
+
+    Args:
+        image_size: Side of the square grey crop (128 in the paper).
+        grid: The crop is cut into ``grid x grid`` non-overlapping patches for the encoder (2).
+        encoder_channels: Channels of encoder levels 1-4 (Table 1: 32, 64, 128, 256); each level
+            halves the patch side, so a 64 px patch ends at 4 x 4.
+        discriminator_channels: Channels of discriminator levels 1-5 (Table 3: 16, 64, 128, 128, 128).
+        msac: Multi-scale attention coupling in the teacher (section 2.2); off: the teacher
+            generator gets no encoder features (the baseline).
+        case: Coordinate-channel attention inside MSAC (Eq. 1-9); off: MSAC without attention.
+        msac_channels: Widths of MSAC's convolutions on encoder levels 1-3 (128, 256, 512).
+        ejpu: Enhanced joint pyramid upsampling in the discriminator (section 2.3).
+        ejpu_channels: Width of E-JPU's branches.
+        ejpu_dilations: Dilation rates of E-JPU's parallel branches (1, 2, 3, 4).
+        memory_slots: Normal-pattern slots of the student's in-painting block.
+    """
+
+    image_size: int = Field(128, ge=32, multiple_of=32)
+    grid: int = Field(2, ge=1, le=4)
+    encoder_channels: tuple[int, int, int, int] = (32, 64, 128, 256)
+    discriminator_channels: tuple[int, int, int, int, int] = (16, 64, 128, 128, 128)
+    msac: bool = True
+    case: bool = True
+    msac_channels: tuple[int, int, int] = (128, 256, 512)
+    ejpu: bool = True
+    ejpu_channels: int = Field(64, ge=4)
+    ejpu_dilations: tuple[int, ...] = (1, 2, 3, 4)
+    memory_slots: int = Field(256, ge=1)
+
+    @model_validator(mode="after")
+    def _patches_reach_level_four(self) -> "FastenerModelConfig":
+        patch = self.image_size // self.grid
+        if self.image_size % self.grid or patch % 16:
+            raise ValueError(f"image_size {self.image_size} / grid {self.grid} must give patches divisible by 16")
+        return self
+
+
+class FastenerLossConfig(Settings):
+    """Weights of the losses of Eq. 16-17 (paper 000, section 2.4); the paper does not give values."""
+
+    teacher: float = Field(1.0, ge=0)  # lambda_t, Eq. 11
+    student: float = Field(1.0, ge=0)  # lambda_s, Eq. 12
+    distill: float = Field(1.0, ge=0)  # lambda_dist, Eq. 13
+    adversarial: float = Field(0.01, ge=0)  # lambda_gen, Eq. 14
+    discriminator: float = Field(1.0, ge=0)  # lambda_dis, Eq. 15
+
+
+PROFILE_STEPS: dict[str, int] = {"quick": 150, "paper": 1000}
+"""Training length of each ``--profile``: the paper anneals over 1000 iterations (section 2.5.2)."""
+
+
+class FastenerTrainConfig(TrainingRun):
+    """How ``railwatch fasteners train`` trains an anomaly detector on normal crops (paper 000, section 2.5.2).
+
+    Args:
+        model: ``kd-gan`` (the paper's method) or ``ganomaly`` (its baseline, Akcay et al. 2018).
+        profile: Training length: ``quick`` (150 steps) or ``paper`` (1000 steps, the length of
+            the paper's cosine schedule); ``max_steps`` > 0 overrides it.
+        batch_size: Crops per step (16).
+        lr: Adam learning rate at the start (1e-4), annealed by a cosine to ``lr_min``.
+        lr_min: Learning rate at the end of the schedule (2e-5).
+        weight_decay: Adam weight decay (1e-5).
+        augment: Horizontal flips and +-20% brightness on training crops (section 2.5.1).
+        score: What the anomaly score measures: ``discriminator`` (Eq. 10, D on the student's
+            reconstruction) or ``reconstruction`` (mean squared error of the student's reconstruction).
+        k: Threshold ``mu + k sigma`` on normal validation scores (section 2.3).
+        val_every_steps: Score the validation crops every this many steps.
+    """
+
+    model: Literal["kd-gan", "ganomaly"] = "kd-gan"
+    profile: Literal["quick", "paper"] = "paper"
+    epochs: int = Field(10_000, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    lr_min: float = Field(2e-5, ge=0)
+    weight_decay: float = Field(1e-5, ge=0)
+    augment: bool = True
+    score: Literal["discriminator", "reconstruction"] = "discriminator"
+    k: float = 2.0
+    num_workers: int = Field(0, ge=0)
+    val_every_steps: int | None = Field(100, ge=1)
+    arch: FastenerModelConfig = Field(default_factory=FastenerModelConfig)
+    loss: FastenerLossConfig = Field(default_factory=FastenerLossConfig)
+
+    @property
+    def steps(self) -> int:
+        """Optimisation steps: ``max_steps`` when set, else the profile's."""
+        return self.max_steps if self.max_steps > 0 else PROFILE_STEPS[self.profile]
+
+
+class FastenersConfig(Settings):
+    """Settings of the fasteners module (paper 000)."""
+
+    train: FastenerTrainConfig = Field(default_factory=FastenerTrainConfig)
+
+
 class RailwatchConfig(Settings):
     """All railwatch settings; each module owns one section."""
 
     intrusion: IntrusionConfig = Field(default_factory=IntrusionConfig)
     surface: SurfaceConfig = Field(default_factory=SurfaceConfig)
+    fasteners: FastenersConfig = Field(default_factory=FastenersConfig)
 
 
 def _one_line(error: ValidationError) -> str:

@@ -51,13 +51,18 @@ def onnx_session(path: str | Path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def onnx_max_abs_diff(model: nn.Module, path: str | Path, example: torch.Tensor) -> float:
-    """Largest absolute difference between torch's and ONNX Runtime's first output on ``example``."""
+def onnx_output_diffs(model: nn.Module, path: str | Path, example: torch.Tensor) -> list[float]:
+    """Largest absolute difference between torch's and ONNX Runtime's outputs on ``example``, one per output."""
     model = model.eval()
     with torch.no_grad():
         expected = model(example)
-    if isinstance(expected, (tuple, list)):
-        expected = expected[0]
+    if not isinstance(expected, (tuple, list)):
+        expected = (expected,)
     session = onnx_session(path)
-    got = session.run(None, {session.get_inputs()[0].name: example.numpy()})[0]
-    return float(np.max(np.abs(got - expected.numpy())))
+    got = session.run(None, {session.get_inputs()[0].name: example.numpy()})
+    return [float(np.max(np.abs(g - e.numpy()))) for g, e in zip(got, expected)]
+
+
+def onnx_max_abs_diff(model: nn.Module, path: str | Path, example: torch.Tensor) -> float:
+    """Largest absolute difference between torch's and ONNX Runtime's first output on ``example``."""
+    return onnx_output_diffs(model, path, example)[0]

@@ -177,3 +177,39 @@ def surface(
         for i in track(range(1, count + 1), description=f"drawing {name} strips", console=console):
             write_rsdds(out, name, 1, seed=seed, start=i)
         console.print(f"{name}: {count} strips in {out / RAIL_TYPES[name].folder}")
+
+
+@synth_app.command("fasteners")
+@one_line_errors
+def fasteners(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the data set to.")],
+    normal: Annotated[int, typer.Option("--normal", help="How many normal crops.", min=0)] = 200,
+    per_kind: Annotated[int, typer.Option("--per-kind", help="How many crops of each defect kind.", min=0)] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Seed (>= 0); the same seed gives the same crops.", min=0)] = 0,
+    kinds: Annotated[
+        str, typer.Option("--kinds", help="Comma-separated defect kinds: broken_clip, missing_bolt, occlusion.")
+    ] = "broken_clip,missing_bolt,occlusion",
+) -> None:
+    """Draw top-down 128x128 grey crops of rail fasteners, normal and defective, with defect masks.
+
+    Each crop shows a spring clip and its bolt on a concrete sleeper, with ballast and the rail
+    foot, moved, scaled and lit differently per crop. Defects: a broken clip arm, a missing bolt
+    (empty hole) and a foreign object over the fastener. Writes OUT/normal/normal_NNNN.png,
+    OUT/abnormal/<kind>/<kind>_NNNN.png and OUT/masks/<kind>/<kind>_NNNN.png (white = defect),
+    for training an anomaly detector on the normal crops and testing it on the others.
+    """
+    from rich.progress import Progress
+
+    from railwatch.data.fastener_crops import FASTENER_DEFECTS, write_fastener_folder
+
+    names = [name.strip() for name in kinds.split(",") if name.strip()]
+    unknown = [name for name in names if name not in FASTENER_DEFECTS]
+    if unknown:
+        raise InputError(f"unknown fastener defect {unknown[0]!r}; known kinds: {', '.join(FASTENER_DEFECTS)}")
+    with Progress(console=console) as bar:
+        task = bar.add_task("drawing fasteners", total=None)
+        counts = write_fastener_folder(
+            out, normal, per_kind, seed=seed, kinds=names, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    summary = ", ".join(f"{n} {name}" for name, n in counts.items())
+    console.print(f"wrote {sum(counts.values())} fastener crops ({summary}) to {out}")

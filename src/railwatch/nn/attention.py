@@ -1,7 +1,11 @@
-"""Attention blocks: squeeze-and-excitation and multi-scale dilated attention (paper 003, section 2.2).
+"""Attention blocks: squeeze-and-excitation, coordinate-channel attention and multi-scale dilated attention.
 
 :class:`SqueezeExcite` reweights channels from their global average (SENet). ST-YOLO puts it
-after the 1x1 convolutions of its ShuffleNetV2 backbone.
+after the 1x1 convolutions of its ShuffleNetV2 backbone (paper 003, section 2.2).
+
+:class:`CoordinateChannelAttention` is the CASE block of the fastener KD-GAN (paper 000,
+section 2.2, Eq. 1-9): coordinate attention (direction-aware pooling along each axis) followed
+by squeeze-and-excitation on its output.
 
 :class:`MultiScaleDilatedAttention` is DilateFormer's MSDA (Eq. 5-8): each head attends from
 every query position ``(i, j)`` to the ``w x w`` keys and values at ``(i + p r, j + q r)``,
@@ -35,6 +39,39 @@ class SqueezeExcite(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.gate(x)
+
+
+class CoordinateChannelAttention(nn.Module):
+    """CASE: coordinate attention, then squeeze-and-excitation on its output (paper 000, Eq. 1-9).
+
+    Eq. 1-2 pool ``x`` along each spatial axis (a ``C x 1 x W`` and a ``C x H x 1`` profile);
+    Eq. 3 concatenates them along the spatial axis and encodes them with a shared 1x1
+    convolution ``R1`` (+ BN, ReLU); Eq. 4-5 split the code back and turn each half into
+    sigmoid weights with its own 1x1 convolution; Eq. 6 multiplies ``x`` by both. Eq. 7-9 are
+    squeeze-and-excitation on that product (:class:`SqueezeExcite`).
+
+    Args:
+        channels: Input and output channels.
+        reduction: Bottleneck ratio of ``R1`` and of the SE block.
+    """
+
+    def __init__(self, channels: int, reduction: int = 8) -> None:
+        super().__init__()
+        hidden = max(8, channels // reduction)
+        self.encode = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True))
+        self.to_row_weights = nn.Conv2d(hidden, channels, 1)  # F_h of Eq. 4
+        self.to_col_weights = nn.Conv2d(hidden, channels, 1)  # F_w of Eq. 5
+        self.channel_gate = SqueezeExcite(channels, reduction)  # Eq. 7-9
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        rows = x.mean(dim=3, keepdim=True)  # (N, C, H, 1): Eq. 2
+        cols = x.mean(dim=2, keepdim=True).transpose(2, 3)  # (N, C, W, 1): Eq. 1
+        code = self.encode(torch.cat([rows, cols], dim=2))  # Eq. 3
+        code_rows, code_cols = torch.split(code, [h, w], dim=2)
+        g_rows = torch.sigmoid(self.to_row_weights(code_rows))  # (N, C, H, 1): Eq. 4
+        g_cols = torch.sigmoid(self.to_col_weights(code_cols)).transpose(2, 3)  # (N, C, 1, W): Eq. 5
+        return self.channel_gate(x * g_rows * g_cols)  # Eq. 6, then Eq. 7-9
 
 
 class MultiScaleDilatedAttention(nn.Module):

@@ -1,0 +1,1 @@
+"""Fastener anomaly detection with a knowledge-distilled GAN (paper 000)."""

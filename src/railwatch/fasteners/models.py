@@ -1,0 +1,65 @@
+"""The fastener detectors by name: KD-GAN, its ablations (paper 000, Table 7) and GANomaly, with their sizes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from railwatch.config import FastenerTrainConfig
+from railwatch.errors import InputError
+from railwatch.fasteners.scoring import build_detector, raw_scores
+
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "kd-gan": ("proposed: baseline + MSAC (with CASE) + E-JPU", {"model": "kd-gan"}),
+    "kd-gan-baseline": ("Table 7 baseline: no MSAC, no E-JPU", {"model": "kd-gan", "arch": {"msac": False, "ejpu": False}}),
+    "kd-gan-msac": ("Table 7 Method1: baseline + MSAC", {"model": "kd-gan", "arch": {"ejpu": False}}),
+    "kd-gan-ejpu": ("Table 7 Method2: baseline + E-JPU", {"model": "kd-gan", "arch": {"msac": False}}),
+    "kd-gan-no-case": ("proposed without CASE inside MSAC", {"model": "kd-gan", "arch": {"case": False}}),
+    "ganomaly": ("GANomaly (Akcay et al. 2018), the paper's baseline", {"model": "ganomaly"}),
+}
+"""Each name's description and the training settings it changes."""
+
+
+def variant_config(name: str, base: FastenerTrainConfig | None = None) -> FastenerTrainConfig:
+    """``base`` (or the defaults) with the model and switches of variant ``name``.
+
+    Raises:
+        InputError: unknown name.
+    """
+    if name not in VARIANTS:
+        raise InputError(f"unknown fastener model {name!r}; known: {', '.join(VARIANTS)}")
+    data = (base or FastenerTrainConfig()).model_dump()
+    changes = VARIANTS[name][1]
+    data["model"] = changes["model"]
+    data["arch"] = {**data["arch"], **changes.get("arch", {})}
+    return FastenerTrainConfig.model_validate(data)
+
+
+@dataclass(frozen=True)
+class FastenerModelInfo:
+    """One detector: name, description, parameters (all parts) and GFLOPs of scoring one crop."""
+
+    name: str
+    description: str
+    params: int
+    score_gflops: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def list_fastener_models() -> list[FastenerModelInfo]:
+    """Every variant with its size; FLOPs are counted on one 128 x 128 crop through the scoring path."""
+    infos = []
+    for name, (description, _) in VARIANTS.items():
+        cfg = variant_config(name)
+        net = build_detector(cfg).eval()
+        x = torch.zeros(1, 1, cfg.arch.image_size, cfg.arch.image_size)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            raw_scores(net, x, cfg.score)
+        params = sum(p.numel() for p in net.parameters())
+        infos.append(FastenerModelInfo(name, description, params, counter.get_total_flops() / 1e9))
+    return infos

@@ -1,0 +1,173 @@
+"""Anomaly scores, their normal statistics and thresholds, and the detection metrics (paper 000, Eq. 10, 18-20).
+
+The raw score of a crop is what the detector measures (for KD-GAN by default the
+discriminator's "fake" logit on the student's reconstruction, ``-D(G_s(E(I)))``); Eq. 10 turns it
+into ``A = sigmoid((raw - mu) / sigma)`` with ``mu``, ``sigma`` from normal validation crops, and a
+crop is anomalous when ``raw > mu + k sigma`` (equivalently ``A > sigmoid(k)``). When the
+validation set has labelled anomalies, the threshold that maximises F1 there is kept as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torchmetrics.functional.classification import binary_auroc
+
+from railwatch.config import FastenerTrainConfig
+from railwatch.errors import InputError
+from railwatch.fasteners.ganomaly import GANomaly
+from railwatch.fasteners.model import KDGAN
+
+ScoreSource = Literal["discriminator", "reconstruction"]
+
+MODELS: dict[str, str] = {
+    "kd-gan": "knowledge-distilled GAN: teacher/student generators, MSAC + CASE, E-JPU (paper 000)",
+    "ganomaly": "GANomaly encoder-decoder-encoder GAN, the paper's baseline (Akcay et al. 2018)",
+}
+
+
+def build_detector(cfg: FastenerTrainConfig) -> nn.Module:
+    """The network ``cfg.model`` with ``cfg.arch``, randomly initialised."""
+    if cfg.model == "ganomaly":
+        return GANomaly(cfg.arch.image_size)
+    return KDGAN(cfg.arch)
+
+
+def raw_scores(net: nn.Module, x: Tensor, source: ScoreSource = "discriminator") -> Tensor:
+    """``(N,)`` raw anomaly scores of crops ``x`` ``(N, 1, S, S)`` in ``[0, 1]``; larger is more anomalous.
+
+    KD-GAN: ``-D(G_s(E(I)))`` (Eq. 10's discriminator output as a "fake" logit) or the student's
+    mean squared reconstruction error. GANomaly: its latent distance, whatever ``source`` says.
+    """
+    if isinstance(net, GANomaly):
+        return net.anomaly_score(x)
+    reconstruction = net.reconstruct(x)
+    if source == "reconstruction":
+        return (reconstruction.float() - x.float()).pow(2).flatten(1).mean(1)
+    return -net.discriminator(reconstruction).float()
+
+
+class ScoringPath(nn.Module):
+    """Crops -> ``(A, raw)``: Eq. 10 with the normal statistics built in, the module exported to ONNX."""
+
+    def __init__(self, net: nn.Module, source: ScoreSource, mu: float, sigma: float) -> None:
+        super().__init__()
+        self.net, self.source = net, source
+        self.register_buffer("mu", torch.tensor(float(mu)))
+        self.register_buffer("sigma", torch.tensor(float(sigma)))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        raw = raw_scores(self.net, x, self.source)
+        return torch.sigmoid((raw - self.mu) / self.sigma), raw
+
+
+@dataclass(frozen=True)
+class ScoreStats:
+    """Normal statistics and thresholds of one trained detector; saved with its checkpoint.
+
+    Attributes:
+        source: What the raw score measures (see :func:`raw_scores`).
+        mu: Mean raw score of the normal validation crops (Eq. 10).
+        sigma: Their standard deviation (floored at 1e-6).
+        k: The threshold is ``mu + k sigma`` (section 2.3).
+        f1_threshold: Raw threshold with the best F1 on labelled validation crops, if there were any.
+    """
+
+    source: str
+    mu: float
+    sigma: float
+    k: float
+    f1_threshold: float | None = None
+
+    @property
+    def threshold(self) -> float:
+        """``mu + k sigma`` on raw scores."""
+        return self.mu + self.k * self.sigma
+
+    def decision_threshold(self, rule: Literal["sigma", "f1"] = "sigma") -> float:
+        """The raw threshold of ``rule``: ``mu + k sigma``, or the best-F1 one (when known)."""
+        if rule == "f1":
+            if self.f1_threshold is None:
+                raise InputError("no best-F1 threshold: the validation crops had no anomalies; use the mu + k sigma rule")
+            return self.f1_threshold
+        return self.threshold
+
+    def normalise(self, raw: np.ndarray) -> np.ndarray:
+        """Eq. 10: ``A = sigmoid((raw - mu) / sigma)``."""
+        return 1.0 / (1.0 + np.exp(-(np.asarray(raw, dtype=np.float64) - self.mu) / self.sigma))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ScoreStats:
+        return cls(**data)
+
+
+def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The raw threshold (``score > t`` is anomalous) with the highest F1; midway between neighbouring scores."""
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order].astype(bool)
+    tp = np.cumsum(y)
+    fp = np.cumsum(~y)
+    f1 = 2 * tp / (tp + fp + y.sum())  # flagging the top i+1 scores
+    last = np.flatnonzero(np.r_[s[1:] != s[:-1], True])  # only cut between distinct scores
+    i = last[np.argmax(f1[last])]
+    return float((s[i] + s[i + 1]) / 2) if i + 1 < len(s) else float(s[i] - 1e-6)
+
+
+def calibrate(
+    normal_raw: np.ndarray, k: float, source: str, val_raw: np.ndarray | None = None, val_labels: np.ndarray | None = None
+) -> ScoreStats:
+    """``mu``, ``sigma`` from normal validation scores; the best-F1 threshold when labelled anomalies are given."""
+    normal_raw = np.asarray(normal_raw, dtype=np.float64)
+    if normal_raw.size < 2:
+        raise InputError("need at least two normal validation crops to estimate mu and sigma (Eq. 10)")
+    f1_t = None
+    if val_raw is not None and val_labels is not None and np.any(val_labels == 1) and np.any(val_labels == 0):
+        f1_t = best_f1_threshold(np.asarray(val_raw, dtype=np.float64), np.asarray(val_labels))
+    return ScoreStats(source, float(normal_raw.mean()), max(float(normal_raw.std()), 1e-6), float(k), f1_t)
+
+
+@dataclass(frozen=True)
+class DetectionScores:
+    """Eq. 18-20 and AUC on one labelled set, at one threshold."""
+
+    auc: float
+    acc: float
+    precision: float
+    recall: float
+    f1: float
+    threshold: float
+    normal: int
+    anomalous: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def detection_scores(scores: np.ndarray, labels: np.ndarray, threshold: float) -> DetectionScores:
+    """AUC (threshold-free) and ACC, precision, recall, F1 of ``score > threshold`` (anomaly is positive)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(np.int64)
+    if not (np.any(labels == 1) and np.any(labels == 0)):
+        raise InputError("scoring needs both normal and anomalous crops")
+    auc = float(binary_auroc(torch.from_numpy(scores), torch.from_numpy(labels)))
+    pred = scores > threshold
+    truth = labels == 1
+    tp, fp = int(np.sum(pred & truth)), int(np.sum(pred & ~truth))
+    fn, tn = int(np.sum(~pred & truth)), int(np.sum(~pred & ~truth))
+    return DetectionScores(
+        auc=auc,
+        acc=(tp + tn) / len(labels),
+        precision=tp / max(1, tp + fp),
+        recall=tp / max(1, tp + fn),
+        f1=2 * tp / max(1, 2 * tp + fp + fn),
+        threshold=float(threshold),
+        normal=int(np.sum(~truth)),
+        anomalous=int(np.sum(truth)),
+    )
