@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from railwatch.config import RailwatchConfig, dump_yaml, load_config, override
+from railwatch.config import RailwatchConfig, config_from_dict, dump_yaml, load_config, override
 from railwatch.errors import ConfigError
 
 
@@ -66,3 +66,13 @@ def test_surface_training_defaults_are_the_papers():
     )
     assert cfg.model_name == "fcn-type1"
     assert cfg.model_copy(update={"rail_type": "type2"}).model_name == "fcn-type2"
+
+
+def test_fastener_training_defaults_are_the_papers():
+    cfg = RailwatchConfig().fasteners.train
+    assert (cfg.lr, cfg.lr_min, cfg.batch_size, cfg.weight_decay, cfg.model) == (1e-4, 2e-5, 16, 1e-5, "kd-gan")
+    assert (cfg.arch.image_size, cfg.arch.grid, cfg.arch.ejpu_dilations, cfg.arch.msac_channels) == (128, 2, (1, 2, 3, 4), (128, 256, 512))
+    assert cfg.steps == 1000 and cfg.model_copy(update={"profile": "quick"}).steps == 150
+    assert cfg.model_copy(update={"max_steps": 7}).steps == 7
+    with pytest.raises(ConfigError, match="divisible by 16"):
+        config_from_dict({"fasteners": {"train": {"arch": {"image_size": 96, "grid": 4}}}})

@@ -19,7 +19,7 @@ def demo(tmp_path_factory):
 
 def test_demo_writes_report_and_matches_truth(demo):
     tmp_path, report = demo
-    assert {p.name for p in tmp_path.iterdir()} == {"overlay.png", "risk_map.png", "report.json", "scenes", "clip", "surface"}
+    assert {p.name for p in tmp_path.iterdir()} == {"overlay.png", "risk_map.png", "report.json", "scenes", "clip", "surface", "fasteners"}
     assert json.loads((tmp_path / "report.json").read_text())["objects"] == report["objects"]
     assert Image.open(tmp_path / "overlay.png").size == (1920, 1080)
     assert sum(r["ego"] for r in report["rails"]) == 2
@@ -62,3 +62,14 @@ def test_demo_surface_model_finds_the_defects_of_unseen_strips(demo):
     assert all((tmp_path / "surface" / f"strip_{s['strip']}_overlay.png").is_file() for s in surface["strips"])
     assert all(s["defects"] >= 1 for s in surface["strips"])
     assert sum(s["f1"] for s in surface["strips"]) / len(surface["strips"]) > 0.5
+
+
+def test_demo_fastener_model_flags_the_defective_crops(demo):
+    tmp_path, report = demo
+    fasteners = report["fasteners"]
+    assert (tmp_path / "fasteners" / "heatmaps.png").is_file()
+    assert len(list((tmp_path / "fasteners" / "crops").glob("*_heatmap.png"))) == 12
+    scores = json.loads((tmp_path / "fasteners" / "scores.json").read_text())
+    assert {c["kind"] for c in scores["crops"]} == {"normal", "broken_clip", "missing_bolt", "occlusion"}
+    assert all(0 <= c["A"] <= 1 for c in scores["crops"])
+    assert 0 <= fasteners["auc_shown"] <= 1 and fasteners["validation"]["val/auc"] > 0, fasteners

@@ -6,8 +6,9 @@ the segmentation and detection stages deliver), fits the rails, places and range
 object, and grades its risk; the report sets every measured value beside the truth. Then
 :mod:`railwatch.demo_scenes` does the same from rendered camera images, with the packaged
 BiSeNetV2 finding the rails, :mod:`railwatch.demo_clip` runs a clip through the whole
-intrusion pipeline, and :mod:`railwatch.demo_surface` trains a small rail-surface defect
-segmenter and segments strips it has not seen.
+intrusion pipeline, :mod:`railwatch.demo_surface` trains a small rail-surface defect
+segmenter and segments strips it has not seen, and :mod:`railwatch.demo_fasteners` trains a
+small fastener KD-GAN on normal crops and scores unseen crops with Grad-CAM heatmaps.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from railwatch.cli_support import console
 from railwatch.config import RailwatchConfig
 from railwatch.data.rail_masks import RailMaskScene, SceneObject, Track, render_rail_mask
 from railwatch.demo_clip import run_clip_demo
+from railwatch.demo_fasteners import run_fasteners_demo
 from railwatch.demo_scenes import grade_at_true_feet, run_scene_demo
 from railwatch.demo_surface import run_surface_demo
 from railwatch.imageio import write_image, write_text
@@ -107,6 +109,7 @@ def run_demo(out: Path, seed: int = 7, config: RailwatchConfig | None = None) ->
     report["scenes"] = run_scene_demo(out / "scenes", seed=seed, config=config)
     report["clip"] = run_clip_demo(out / "clip", config=config)
     report["surface"] = run_surface_demo(out / "surface", seed=seed)
+    report["fasteners"] = run_fasteners_demo(out / "fasteners", seed=seed)
     write_text(json.dumps(report, indent=2), out / "report.json")
     return report
 

@@ -7,15 +7,10 @@ defect list) and drawn as overlays beside their true masks, with the defect-clas
 
 from __future__ import annotations
 
-import logging
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from railwatch.cli_support import console
@@ -25,29 +20,10 @@ from railwatch.imageio import write_image
 from railwatch.surface.infer import SurfaceSegmenter, overlay
 from railwatch.surface.metrics import DefectScores
 from railwatch.surface.train import train_surface
+from railwatch.training import cpu_precision, quiet_lightning
 
 TRAIN_STRIPS = 16
 SHOWN_STRIPS = 3
-
-
-def cpu_precision() -> str:
-    """``bf16-mixed`` where the CPU computes bfloat16 natively (AVX-512 BF16 or AMX), else ``32-true``."""
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return "bf16-mixed" if native else "32-true"
-
-
-@contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """Keep Lightning's start-up notices and library warnings out of the demo's printout."""
-    logger = logging.getLogger("lightning.pytorch")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 def run_surface_demo(out: Path, steps: int = 240, seed: int = 7) -> dict[str, Any]:
@@ -59,7 +35,7 @@ def run_surface_demo(out: Path, steps: int = 240, seed: int = 7) -> dict[str, An
         precision=cpu_precision(), seed=seed,
     )  # fmt: skip
     console.print(f"[bold]rail surface[/]: training fcn-type2 for {steps} steps on {TRAIN_STRIPS} generated strips")
-    with _quiet_lightning():
+    with quiet_lightning():
         result = train_surface(out / "data", out / "model", cfg, progress=False)
     segmenter = SurfaceSegmenter.load(result.checkpoint)
     panels, strips = [], []

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 
@@ -73,3 +77,23 @@ def fit(trainer: L.Trainer, task: L.LightningModule, best: SaveBest, train_loade
     trainer.fit(task, train_loader, val_loader)
     if best.validated_at_step != trainer.global_step:
         trainer.validate(task, val_loader, verbose=False)
+
+
+def cpu_precision() -> str:
+    """``bf16-mixed`` where the CPU computes bfloat16 natively (AVX-512 BF16 or AMX), else ``32-true``."""
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bf16-mixed" if native else "32-true"
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Keep Lightning's start-up notices and library warnings out of the demo's printout."""
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from railwatch.cli import app
 from railwatch.config import FastenerModelConfig, FastenerTrainConfig
 from railwatch.errors import InputError
 from railwatch.export import export_onnx, onnx_max_abs_diff
@@ -73,3 +77,13 @@ def test_scoring_path_exports_to_onnx(tmp_path, model: str) -> None:
     with torch.no_grad():
         a, raw = path(example)
     assert torch.allclose(a, torch.sigmoid((raw - 0.3) / 2.0))
+
+
+def test_models_lists_every_variant_with_sizes() -> None:
+    result = CliRunner().invoke(app, ["fasteners", "models", "--json"])
+    assert result.exit_code == 0, result.output
+    models = {m["name"]: m for m in json.loads(result.output)}
+    assert set(models) == {"kd-gan", "kd-gan-baseline", "kd-gan-msac", "kd-gan-ejpu", "kd-gan-no-case", "ganomaly"}
+    assert models["kd-gan-baseline"]["params"] < models["kd-gan-msac"]["params"] < models["kd-gan"]["params"]
+    assert models["kd-gan-baseline"]["params"] < models["kd-gan-ejpu"]["params"] < models["kd-gan"]["params"]
+    assert all(m["score_gflops"] > 0 for m in models.values())

@@ -17,7 +17,7 @@ from railwatch.fasteners.data import CropSet
 from railwatch.fasteners.explain import gradcam, write_heatmaps
 from railwatch.fasteners.infer import FastenerDetector
 from railwatch.fasteners.scoring import detection_scores
-from railwatch.fasteners.train import fit_fasteners
+from railwatch.fasteners.train import chosen_source, fit_fasteners
 
 TINY = FastenerModelConfig(
     encoder_channels=(8, 16, 32, 64), msac_channels=(16, 32, 64), discriminator_channels=(8, 16, 32, 32, 32), ejpu_channels=16, memory_slots=16
@@ -40,7 +40,7 @@ def _crops(normal: int, anomalous: int, rng: np.random.Generator) -> CropSet:
 def trained(tmp_path_factory):
     rng = np.random.default_rng(0)
     train, val, test = _crops(48, 0, rng), _crops(12, 6, rng), _crops(12, 6, rng)
-    cfg = FastenerTrainConfig(max_steps=30, val_every_steps=10, batch_size=8, arch=TINY, accelerator="cpu", lr=1e-3)
+    cfg = FastenerTrainConfig(max_steps=30, val_every_steps=10, batch_size=8, arch=TINY, accelerator="cpu", lr=1e-3, score="discriminator")
     fit = fit_fasteners(train, val, cfg, tmp_path_factory.mktemp("fasteners"), progress=False)
     return fit, test
 
@@ -63,6 +63,15 @@ def test_checkpoint_keeps_the_scorer_statistics(trained) -> None:
     assert detector.stats == fit.stats
     assert detector.stats.source == "discriminator" and detector.stats.f1_threshold is not None
     assert payload["meta"]["train_crops"] == 48
+
+
+def test_auto_score_takes_the_best_validation_auc() -> None:
+    auto = FastenerTrainConfig(score="auto")
+    metrics = {"val/auc_discriminator": 0.4, "val/auc_reconstruction": 0.7, "val/auc_distillation": 0.9}
+    assert chosen_source(auto, metrics) == "distillation"
+    assert chosen_source(auto, {"val/neg_recon_mse": -0.1}) == "discriminator"  # no anomalies to choose with: Eq. 10
+    assert chosen_source(FastenerTrainConfig(score="reconstruction"), metrics) == "reconstruction"
+    assert chosen_source(FastenerTrainConfig(model="ganomaly"), metrics) == "latent"
 
 
 def test_gradcam_heatmaps(trained, tmp_path) -> None:

@@ -49,7 +49,7 @@ class FastenerDetector:
         """
         payload = load_checkpoint(path, TASK)
         settings = payload["model"]
-        cfg = FastenerTrainConfig(model=settings["model"], arch=settings["arch"], score=settings["score"])
+        cfg = FastenerTrainConfig(model=settings["model"], arch=settings["arch"])
         net = build_detector(cfg)
         try:
             net.load_state_dict(payload["state_dict"])

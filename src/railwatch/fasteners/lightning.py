@@ -3,7 +3,8 @@
 Each step updates the generators once with Eq. 16 and the discriminator once with Eq. 17 (two
 Adam optimisers, lr 1e-4 annealed by a cosine to 2e-5 over the run, weight decay 1e-5).
 GANomaly is trained the same way with its own losses. Validation scores the validation crops:
-AUC when they include anomalies, and always the student's reconstruction error.
+AUC when they include anomalies (for KD-GAN, of each of its three scores), and always the
+student's reconstruction error.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from torchmetrics.functional.classification import binary_auroc
 from railwatch.config import FastenerTrainConfig
 from railwatch.fasteners.ganomaly import GANomaly, ganomaly_discriminator_loss, ganomaly_generator_loss
 from railwatch.fasteners.loss import discriminator_loss, generator_loss
-from railwatch.fasteners.scoring import build_detector, raw_scores
+from railwatch.fasteners.scoring import SCORE_SOURCES, build_detector, raw_scores
 
 
 class FastenerGANTask(L.LightningModule):
@@ -82,7 +83,8 @@ class FastenerGANTask(L.LightningModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         images, labels = batch
-        self._scores.append(raw_scores(self.net, images, self.cfg.score).float().cpu())
+        sources = self._sources()
+        self._scores.append(torch.stack([raw_scores(self.net, images, s).float().cpu() for s in sources], dim=1))
         self._labels.append(labels.cpu())
         if isinstance(self.net, GANomaly):
             reconstruction = self.net(images).reconstruction
@@ -90,13 +92,20 @@ class FastenerGANTask(L.LightningModule):
             reconstruction = self.net.reconstruct(images)
         self._errors.append((reconstruction.float() - images.float()).pow(2).flatten(1).mean(1).cpu())
 
+    def _sources(self) -> tuple[str, ...]:
+        """The scores validation computes: all three of KD-GAN's, GANomaly's one."""
+        return ("latent",) if isinstance(self.net, GANomaly) else SCORE_SOURCES
+
     def on_validation_epoch_end(self) -> None:
         scores, labels, errors = torch.cat(self._scores), torch.cat(self._labels), torch.cat(self._errors)
         self._scores, self._labels, self._errors = [], [], []
         normal = labels == 0
         self.last_val = {"recon_mse": float(errors[normal].mean()) if normal.any() else float("nan")}
         if normal.any() and (~normal).any():
-            self.last_val["auc"] = float(binary_auroc(scores, labels.long()))
+            aucs = {source: float(binary_auroc(scores[:, i], labels.long())) for i, source in enumerate(self._sources())}
+            self.last_val["auc"] = max(aucs.values()) if self.cfg.score == "auto" else aucs[self.cfg.score]
+            if len(aucs) > 1:  # each KD-GAN score, to compare them and for ``score: auto``
+                self.last_val |= {f"auc_{source}": auc for source, auc in aucs.items()}
         self.last_val["neg_recon_mse"] = -self.last_val["recon_mse"]
         for name, value in self.last_val.items():
             if np.isfinite(value):

@@ -18,7 +18,6 @@ A ``128 x 128`` grey crop is cut into ``2 x 2`` patches of ``64 x 64``:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -153,24 +152,27 @@ class MSAC(nn.Module):
 class InpaintingBlock(nn.Module):
     """The student's in-painting block between encoder and generator (section 2.1, after SQUID).
 
-    Each level-4 feature vector of each patch is replaced by its soft reading from a learnt
-    memory of normal patterns (attention over ``slots`` memory rows), then one transformer
-    layer over the tokens of all the crop's patches fills each patch in from its neighbours.
-    No shortcut carries the input codes past the memory, so what the student draws is built
-    from normal patterns only.
+    Each level-4 feature vector of each patch is replaced by its reading from a learnt memory
+    of normal patterns: a softmax over its cosine similarities to the ``slots`` memory rows at
+    ``temperature`` (MemAE's addressing; a dot product at the features' scale would spread the
+    weights almost evenly over all rows and hand the generator the same blend for every crop).
+    Then one transformer layer over the tokens of all the crop's patches fills each patch in
+    from its neighbours. No shortcut carries the input codes past the memory, so what the
+    student draws is built from normal patterns only.
     """
 
-    def __init__(self, channels: int = 256, slots: int = 256, grid: int = 2, heads: int = 4) -> None:
+    def __init__(self, channels: int = 256, slots: int = 256, grid: int = 2, heads: int = 4, temperature: float = 0.1) -> None:
         super().__init__()
         self.grid = grid
-        self.memory = nn.Parameter(torch.randn(slots, channels) / math.sqrt(channels))
-        self.scale = channels**-0.5
+        self.memory = nn.Parameter(torch.randn(slots, channels))
+        self.temperature = temperature
         self.context = nn.TransformerEncoderLayer(channels, heads, 2 * channels, dropout=0.0, batch_first=True, norm_first=True)
 
     def forward(self, codes: Tensor) -> Tensor:
         n4, c, h, w = codes.shape
         tokens = codes.reshape(-1, self.grid * self.grid, c, h * w).permute(0, 1, 3, 2).reshape(-1, self.grid**2 * h * w, c)
-        weights = torch.softmax(tokens @ self.memory.t() * self.scale, dim=-1)
+        similarity = F.normalize(tokens, dim=-1) @ F.normalize(self.memory, dim=-1).t()
+        weights = torch.softmax(similarity / self.temperature, dim=-1)
         filled = self.context(weights @ self.memory)
         return filled.reshape(-1, self.grid * self.grid, h * w, c).permute(0, 1, 3, 2).reshape(n4, c, h, w)
 

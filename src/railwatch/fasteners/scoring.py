@@ -22,7 +22,8 @@ from railwatch.errors import InputError
 from railwatch.fasteners.ganomaly import GANomaly
 from railwatch.fasteners.model import KDGAN
 
-ScoreSource = Literal["discriminator", "reconstruction"]
+ScoreSource = Literal["discriminator", "reconstruction", "distillation", "latent"]
+SCORE_SOURCES: tuple[str, ...] = ("discriminator", "reconstruction", "distillation")
 
 MODELS: dict[str, str] = {
     "kd-gan": "knowledge-distilled GAN: teacher/student generators, MSAC + CASE, E-JPU (paper 000)",
@@ -40,11 +41,16 @@ def build_detector(cfg: FastenerTrainConfig) -> nn.Module:
 def raw_scores(net: nn.Module, x: Tensor, source: ScoreSource = "discriminator") -> Tensor:
     """``(N,)`` raw anomaly scores of crops ``x`` ``(N, 1, S, S)`` in ``[0, 1]``; larger is more anomalous.
 
-    KD-GAN: ``-D(G_s(E(I)))`` (Eq. 10's discriminator output as a "fake" logit) or the student's
-    mean squared reconstruction error. GANomaly: its latent distance, whatever ``source`` says.
+    KD-GAN: ``-D(G_s(E(I)))`` (Eq. 10's discriminator output as a "fake" logit), the student's
+    mean squared reconstruction error, or the distillation discrepancy of Eq. 13 between the
+    teacher's and the student's generator features (each level's mean square, summed).
+    GANomaly: its latent distance (``latent``), whatever ``source`` says.
     """
     if isinstance(net, GANomaly):
         return net.anomaly_score(x)
+    if source == "distillation":
+        out = net(x)
+        return sum((t.float() - s.float()).pow(2).flatten(1).mean(1) for t, s in zip(out.teacher_features, out.student_features))
     reconstruction = net.reconstruct(x)
     if source == "reconstruction":
         return (reconstruction.float() - x.float()).pow(2).flatten(1).mean(1)

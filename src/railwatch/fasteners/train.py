@@ -24,7 +24,7 @@ from railwatch.config import FastenerTrainConfig
 from railwatch.errors import InputError
 from railwatch.fasteners.data import CropDataset, CropSet, CropSplits, mnist_protocol, read_crop_folder, split_crop_folder
 from railwatch.fasteners.lightning import FastenerGANTask
-from railwatch.fasteners.scoring import ScoreStats, calibrate, raw_scores
+from railwatch.fasteners.scoring import SCORE_SOURCES, ScoreStats, calibrate, raw_scores
 from railwatch.training import SaveBest, fit, make_trainer
 
 TASK = "fastener-anomaly"
@@ -43,6 +43,18 @@ class FastenerFit:
 def model_settings(cfg: FastenerTrainConfig) -> dict[str, Any]:
     """What a checkpoint needs to rebuild the network and score with it."""
     return {"model": cfg.model, "arch": cfg.arch.model_dump(mode="json"), "score": cfg.score}
+
+
+def chosen_source(cfg: FastenerTrainConfig, metrics: dict[str, float]) -> str:
+    """The score a trained detector uses: GANomaly's latent distance, the configured one, or for
+    ``auto`` the KD-GAN score with the best validation AUC (Eq. 10's discriminator without anomalies)."""
+    if cfg.model == "ganomaly":
+        return "latent"
+    if cfg.score != "auto":
+        return cfg.score
+    aucs = {source: metrics.get(f"val/auc_{source}", -1.0) for source in SCORE_SOURCES}
+    best = max(aucs, key=aucs.get)
+    return best if aucs[best] >= 0 else "discriminator"
 
 
 @torch.no_grad()
@@ -94,8 +106,9 @@ def fit_fasteners(
 
     net = task.net.cpu()
     net.load_state_dict(kept["state"])
-    val_raw = score_crops(net, val, cfg.score)
-    stats = calibrate(val_raw[val.labels == 0], cfg.k, cfg.score, val_raw, val.labels)
+    source = chosen_source(cfg, kept["meta"]["metrics"])
+    val_raw = score_crops(net, val, source)
+    stats = calibrate(val_raw[val.labels == 0], cfg.k, source, val_raw, val.labels)
     meta = {**(meta or {}), "train_crops": len(train), "val_crops": len(val), "seed": cfg.seed, **kept["meta"]}
     settings = {**model_settings(cfg), "stats": stats.to_dict()}
     path = save_checkpoint(out / "best.pt", kept["state"], TASK, settings, meta)

@@ -1,0 +1,136 @@
+"""Fastener anomaly detection, paper 000 Tables 5 and 7: KD-GAN, its ablations and GANomaly, mean +- std over seeds.
+
+1. **Data.** ``--protocol mnist``: section 3.1.1 on the real MNIST test split in ``--mnist``
+   (digit 0 anomalous, 128 x 128 bicubic; 1200 normal for training, 600 + 40 for validation,
+   200 + 60 for testing), drawn again for each seed. ``--protocol synthetic``: generated fastener
+   crops split as Table 4 (1200 / 600 + 40 / 200 + 60, anomalies broken clip, missing bolt and
+   foreign-object occlusion), also per seed.
+2. **Training** with one budget for every model: ``--profile`` (quick 150 steps, paper 1000 steps)
+   or ``--steps``, batch 16, Adam 1e-4 cosine-annealed to 2e-5, weight decay 1e-5, flips and
+   +-20% brightness; the checkpoint kept is the one with the best validation AUC.
+3. **Testing**: AUC, and ACC, recall and F1 at the threshold that maximised F1 on validation
+   (Eq. 18-20). For the synthetic protocol also AUC per defect kind. For KD-GAN variants the
+   test AUC of each of the three scores (Eq. 10's discriminator, reconstruction, distillation)
+   is recorded too.
+
+Nothing is asserted; the paper's bar (KD-GAN mean AUC >= 0.94 on MNIST) is printed beside the
+figures. Run from the repository root::
+
+    .venv/bin/python benchmarks/fasteners_mnist.py --protocol mnist --profile paper --seeds 0,1,2
+
+Results go to ``benchmarks/results/fasteners_<protocol>.json``, rewritten after every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from common import write_report
+
+from railwatch.config import FastenerTrainConfig
+from railwatch.fasteners.data import CropSplits, mnist_protocol, synthetic_protocol
+from railwatch.fasteners.evaluate import evaluate_scores
+from railwatch.fasteners.infer import FastenerDetector
+from railwatch.fasteners.models import VARIANTS, variant_config
+from railwatch.fasteners.scoring import SCORE_SOURCES, detection_scores
+from railwatch.fasteners.train import fit_fasteners, score_crops
+
+PAPER_AUC = 0.94
+DEFAULT_MODELS = "kd-gan,kd-gan-baseline,kd-gan-msac,kd-gan-ejpu,ganomaly"
+METRICS = ("auc", "acc", "recall", "f1")
+
+
+def splits_for(protocol: str, seed: int, mnist: Path) -> CropSplits:
+    return mnist_protocol(mnist, seed=seed) if protocol == "mnist" else synthetic_protocol(seed)
+
+
+def run_one(splits: CropSplits, name: str, base: FastenerTrainConfig, work: Path) -> dict[str, Any]:
+    """Train variant ``name`` on ``splits`` and score its test crops."""
+    cfg = variant_config(name, base)
+    started = time.perf_counter()
+    fit = fit_fasteners(splits.train, splits.val, cfg, work, progress=False)
+    seconds = time.perf_counter() - started
+    detector = FastenerDetector.from_checkpoint(fit.checkpoint)
+    raw = detector.raw_scores(splits.test)
+    threshold = fit.stats.decision_threshold("f1" if fit.stats.f1_threshold is not None else "sigma")
+    result = evaluate_scores(raw, splits.test, threshold, "f1").to_dict()
+    if cfg.model == "kd-gan":
+        result["auc_by_score"] = {
+            source: detection_scores(score_crops(detector.net, splits.test, source), splits.test.labels, 0.0).auc
+            for source in SCORE_SOURCES
+        }
+    return {**result, "train_seconds": seconds, "val_auc": fit.metrics.get("val/auc")}
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.mean(values):.1f} ± {100 * std:.1f}"
+
+
+def table(results: dict[str, list[dict[str, Any]]], protocol: str) -> str:
+    """Tables 5 / 7 layout: one row per model, MSAC and E-JPU marks, metrics in % as mean ± std over seeds."""
+    kinds = sorted({k for runs in results.values() for r in runs for k in r.get("per_kind_auc", {})})
+    head = ["Model", "MSAC", "E-JPU", "AUC/%", "ACC/%", "Recall/%", "F1/%"] + [f"AUC {k}/%" for k in kinds] + ["seeds"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, runs in results.items():
+        arch = variant_config(name).arch
+        is_kd = VARIANTS[name][1]["model"] == "kd-gan"
+        marks = ["√" if arch.msac else "×", "√" if arch.ejpu else "×"] if is_kd else ["-", "-"]
+        cells = [mean_std([r[m] for r in runs]) for m in METRICS]
+        cells += [mean_std([r["per_kind_auc"][k] for r in runs if k in r.get("per_kind_auc", {})]) for k in kinds]
+        lines.append("| " + " | ".join([name, *marks, *cells, str(len(runs))]) + " |")
+    kd = results.get("kd-gan", [])
+    if kd and protocol == "mnist":
+        auc = statistics.mean(r["auc"] for r in kd)
+        lines.append(f"\nKD-GAN mean test AUC {auc:.3f}: {'meets' if auc >= PAPER_AUC else 'misses'} the paper's {PAPER_AUC}")
+    by_score = [r["auc_by_score"] for runs in results.values() for r in runs if "auc_by_score" in r]
+    if by_score:
+        lines.append("\nKD-GAN variants, test AUC of each score (mean over runs): " + ", ".join(
+            f"{s} {statistics.mean(b[s] for b in by_score):.3f}" for s in SCORE_SOURCES
+        ))  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--protocol", choices=("mnist", "synthetic"), default="mnist")
+    parser.add_argument("--mnist", type=Path, default=Path("../shared/data/mnist"), help="Folder with MNIST's t10k idx files.")
+    parser.add_argument("--profile", choices=("quick", "paper"), default="paper")
+    parser.add_argument("--steps", type=int, default=-1, help="Steps per run (overrides --profile).")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--models", default=DEFAULT_MODELS)
+    parser.add_argument("--score", default="auto", choices=("auto", *SCORE_SOURCES), help="KD-GAN's anomaly score.")
+    parser.add_argument("--val-every", type=int, default=100)
+    parser.add_argument("--precision", default="bf16-mixed")
+    parser.add_argument("--work", type=Path, default=Path("benchmarks/work/fasteners"))
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    out = args.out or Path(f"benchmarks/results/fasteners_{args.protocol}.json")
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    base = FastenerTrainConfig(
+        profile=args.profile, max_steps=args.steps, val_every_steps=args.val_every, precision=args.precision,
+        accelerator="auto", score=args.score,
+    )  # fmt: skip
+    settings = {**vars(args), "steps": base.steps, "batch_size": base.batch_size, "lr": base.lr, "lr_min": base.lr_min}
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()}
+    started = time.perf_counter()
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for seed in seeds:
+        splits = splits_for(args.protocol, seed, args.mnist)
+        for name in names:
+            cfg = base.model_copy(update={"seed": seed})
+            run = run_one(splits, name, cfg, args.work / f"{args.protocol}_{name}_s{seed}")
+            results[name].append({"seed": seed, **run})
+            print(f"{name} seed {seed}: AUC {run['auc']:.3f} ACC {run['acc']:.3f} F1 {run['f1']:.3f} ({run['train_seconds']:.0f} s)", flush=True)
+            write_report(out, f"fasteners_{args.protocol}", settings, {"results": results}, table(results, args.protocol), started)
+
+
+if __name__ == "__main__":
+    main()
