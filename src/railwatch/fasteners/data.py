@@ -48,7 +48,7 @@ from torch.utils.data import Dataset
 
 from railwatch.errors import InputError
 from railwatch.imageio import _open_image, write_image
-from railwatch.intrusion.det.data import ParseError, _label_path, _voc_image, _voc_number, parse_xml
+from railwatch.intrusion.det.data import _label_path, _voc_image, _voc_number, read_voc_xml
 
 IMAGE_SIZE = 128
 """Side of the square crops the networks see (section 2.5.1)."""
@@ -345,14 +345,9 @@ def _read_yolo(image: Path, label: Path, size: tuple[int, int], names: list[str]
 
 def _read_voc(xml_path: Path) -> tuple[str | None, np.ndarray, tuple[str, ...]]:
     """Image file name, boxes (0-based px edges: VOC corners are 1-based, max inclusive) and class names."""
-    try:
-        tree = parse_xml(xml_path)
-    except FileNotFoundError:
-        raise InputError(f"{xml_path}: annotation not found") from None
-    except (ParseError, ValueError, OSError) as err:
-        raise InputError(f"{xml_path}: not a readable VOC annotation ({type(err).__name__}: {err})") from None
+    root = read_voc_xml(xml_path)
     boxes, names = [], []
-    for obj in tree.getroot().findall("object"):
+    for obj in root.findall("object"):
         name, box = (obj.findtext("name") or "").strip(), obj.find("bndbox")
         if not name or box is None:
             raise InputError(f"{xml_path}: an object lacks its name or bndbox")
@@ -361,7 +356,7 @@ def _read_voc(xml_path: Path) -> tuple[str | None, np.ndarray, tuple[str, ...]]:
             raise InputError(f"{xml_path}: object {name!r} has xmax < xmin or ymax < ymin")
         boxes.append([x1 - 1, y1 - 1, x2, y2])
         names.append(name)
-    return tree.getroot().findtext("filename"), np.array(boxes, dtype=np.float64).reshape(-1, 4), tuple(names)
+    return root.findtext("filename"), np.array(boxes, dtype=np.float64).reshape(-1, 4), tuple(names)
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -271,6 +271,20 @@ def _voc_number(element: Any, tag: str, xml_path: Path) -> float:
         raise InputError(f"{xml_path}: object bndbox has no number {tag} (got {text!r})") from None
 
 
+def read_voc_xml(xml_path: Path) -> Any:
+    """The root element of a Pascal VOC annotation file, parsed safely.
+
+    Raises:
+        InputError: naming the file when it is missing or not well-formed XML.
+    """
+    try:
+        return parse_xml(xml_path).getroot()
+    except FileNotFoundError:
+        raise InputError(f"{xml_path}: annotation not found") from None
+    except (ParseError, ValueError, OSError) as err:
+        raise InputError(f"{xml_path}: not a readable VOC annotation ({type(err).__name__}: {err})") from None
+
+
 def read_voc_annotation(
     xml_path: Path, class_names: Sequence[str], skip_difficult: bool = False
 ) -> tuple[str | None, np.ndarray, np.ndarray]:
@@ -283,14 +297,9 @@ def read_voc_annotation(
         InputError: naming the file when it is not well-formed XML, lacks a field, or names a
             class that matches none of ``class_names``.
     """
-    try:
-        tree = parse_xml(xml_path)
-    except FileNotFoundError:
-        raise InputError(f"{xml_path}: annotation not found") from None
-    except (ParseError, ValueError, OSError) as err:
-        raise InputError(f"{xml_path}: not a readable VOC annotation ({type(err).__name__}: {err})") from None
+    root = read_voc_xml(xml_path)
     boxes, names = [], []
-    for obj in tree.getroot().findall("object"):
+    for obj in root.findall("object"):
         name, box = obj.findtext("name"), obj.find("bndbox")
         if not name or box is None:
             raise InputError(f"{xml_path}: an object lacks its name or bndbox")
@@ -302,7 +311,7 @@ def read_voc_annotation(
         boxes.append([x1 - 1, y1 - 1, x2, y2])
         names.append(name.strip())
     class_ids = np.array(match_classes(names, class_names, xml_path), dtype=np.int64)
-    return tree.getroot().findtext("filename"), np.array(boxes, dtype=np.float32).reshape(-1, 4), class_ids
+    return root.findtext("filename"), np.array(boxes, dtype=np.float32).reshape(-1, 4), class_ids
 
 
 def read_voc_split(
