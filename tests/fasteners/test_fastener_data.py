@@ -326,3 +326,20 @@ def test_crop_dataset_items_are_unit_range_tensors_and_augmentation_repeats_per_
     loader = torch.utils.data.DataLoader(data, batch_size=3)
     images, labels = next(iter(loader))
     assert images.shape == (3, 1, 16, 16) and labels.tolist() == [0, 1, 0]
+
+
+def test_crop_command_writes_square_crops(tmp_path):
+    from typer.testing import CliRunner
+
+    from railwatch.cli import app
+
+    root = tmp_path / "track"
+    _track(root / "images" / "t1.png")
+    (root / "labels").mkdir()
+    (root / "labels" / "t1.txt").write_text("0 0.25 0.5 0.2 0.4\n1 0.75 0.5 0.2 0.4\n")
+    (root / "classes.txt").write_text("fastener\nsleeper\n")
+    result = CliRunner().invoke(app, ["fasteners", "crop", str(root), "--out", str(tmp_path / "crops"), "--classes", "fastener"])
+    assert result.exit_code == 0, result.output
+    written = sorted((tmp_path / "crops").glob("*.png"))
+    assert [p.name for p in written] == ["t1_0.png"]
+    assert Image.open(written[0]).size == (128, 128)

@@ -66,11 +66,14 @@ def test_auc_per_kind_compares_each_kind_with_the_normal_crops() -> None:
     assert result == {"a": pytest.approx(0.5), "b": pytest.approx(1.0)}
 
 
-@pytest.mark.parametrize("model", ["kd-gan", "ganomaly"])
-def test_scoring_path_exports_to_onnx(tmp_path, model: str) -> None:
+@pytest.mark.parametrize(
+    ("model", "source"),
+    [("kd-gan", "discriminator"), ("kd-gan", "reconstruction"), ("kd-gan", "distillation"), ("ganomaly", "latent")],
+)
+def test_scoring_path_exports_to_onnx(tmp_path, model: str, source: str) -> None:
     torch.manual_seed(0)
     cfg = FastenerTrainConfig(model=model, arch=FastenerModelConfig(encoder_channels=(8, 16, 32, 64), msac_channels=(16, 32, 64)))
-    path = ScoringPath(build_detector(cfg), "discriminator", mu=0.3, sigma=2.0).eval()
+    path = ScoringPath(build_detector(cfg), source, mu=0.3, sigma=2.0).eval()
     example = torch.rand(2, 1, 128, 128)
     export_onnx(path, example, tmp_path / "score.onnx", input_name="crop", output_names=("score", "raw"))
     assert onnx_max_abs_diff(path, tmp_path / "score.onnx", example) < 1e-4
