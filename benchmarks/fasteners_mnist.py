@@ -76,6 +76,7 @@ def mean_std(values: list[float]) -> str:
 def table(results: dict[str, list[dict[str, Any]]], protocol: str) -> str:
     """Tables 5 / 7 layout: one row per model, MSAC and E-JPU marks, metrics in % as mean ± std over seeds."""
     kinds = sorted({k for runs in results.values() for r in runs for k in r.get("per_kind_auc", {})})
+    kinds = kinds if len(kinds) > 1 else []  # one kind: its AUC is the AUC column
     head = ["Model", "MSAC", "E-JPU", "AUC/%", "ACC/%", "Recall/%", "F1/%"] + [f"AUC {k}/%" for k in kinds] + ["seeds"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, runs in results.items():
