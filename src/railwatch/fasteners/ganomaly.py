@@ -3,7 +3,9 @@
 An encoder-decoder-encoder generator ``x -> z -> x_hat -> z_hat`` and a DCGAN discriminator.
 The generator minimises ``w_adv L_adv + w_con L_con + w_enc L_enc`` (feature matching on the
 discriminator's last features, L1 reconstruction, L2 between the two latent codes; weights 1, 50
-and 1 as in the GANomaly paper); the anomaly score is ``mean (z - z_hat)^2``.
+and 1 as in the GANomaly paper); the discriminator learns real crops against reconstructions with
+the binary cross-entropy of :func:`railwatch.fasteners.loss.discriminator_loss`; the anomaly
+score is ``mean (z - z_hat)^2``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -110,10 +111,3 @@ def ganomaly_generator_loss(
     enc = F.mse_loss(out.latent_hat.float(), out.latent.float())
     total = weights.adversarial * adv + weights.contextual * con + weights.encoder * enc
     return {"loss_g": total, "adv": adv, "contextual": con, "encoder": enc}
-
-
-def ganomaly_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """Binary cross-entropy: real crops are real, reconstructions are fake."""
-    real = F.binary_cross_entropy_with_logits(real_logits.float(), torch.ones_like(real_logits, dtype=torch.float32))
-    fake = F.binary_cross_entropy_with_logits(fake_logits.float(), torch.zeros_like(fake_logits, dtype=torch.float32))
-    return real + fake

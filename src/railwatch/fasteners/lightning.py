@@ -18,7 +18,7 @@ from torch import Tensor
 from torchmetrics.functional.classification import binary_auroc
 
 from railwatch.config import FastenerTrainConfig
-from railwatch.fasteners.ganomaly import GANomaly, ganomaly_discriminator_loss, ganomaly_generator_loss
+from railwatch.fasteners.ganomaly import GANomaly, ganomaly_generator_loss
 from railwatch.fasteners.loss import discriminator_loss, generator_loss
 from railwatch.fasteners.scoring import SCORE_SOURCES, build_detector, raw_scores
 
@@ -59,13 +59,10 @@ class FastenerGANTask(L.LightningModule):
         self.manual_backward(logs["loss_g"])
         opt_g.step()
 
-        disc = net.discriminator
-        real_logits = disc(images)[0] if isinstance(net, GANomaly) else disc(images)
-        fake_logits = disc(fake.detach())[0] if isinstance(net, GANomaly) else disc(fake.detach())
-        if isinstance(net, GANomaly):
-            loss_d = ganomaly_discriminator_loss(real_logits, fake_logits)
+        if isinstance(net, GANomaly):  # its discriminator also returns features
+            loss_d = discriminator_loss(net.discriminator(images)[0], net.discriminator(fake.detach())[0])
         else:
-            loss_d = self.cfg.loss.discriminator * discriminator_loss(real_logits, fake_logits)
+            loss_d = self.cfg.loss.discriminator * discriminator_loss(net.discriminator(images), net.discriminator(fake.detach()))
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         opt_d.step()
