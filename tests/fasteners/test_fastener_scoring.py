@@ -15,7 +15,17 @@ from railwatch.errors import InputError
 from railwatch.export import export_onnx, onnx_max_abs_diff
 from railwatch.fasteners.data import CropSet
 from railwatch.fasteners.evaluate import auc_per_kind
-from railwatch.fasteners.scoring import ScoreStats, ScoringPath, best_f1_threshold, build_detector, calibrate, detection_scores
+from railwatch.fasteners.scoring import (
+    SCORE_SOURCES,
+    ScoreStats,
+    ScoringPath,
+    best_f1_threshold,
+    build_detector,
+    calibrate,
+    detection_scores,
+    kdgan_scores,
+    raw_scores,
+)
 
 
 def test_eq10_maps_the_normal_mean_to_one_half() -> None:
@@ -90,3 +100,14 @@ def test_models_lists_every_variant_with_sizes() -> None:
     assert models["kd-gan-baseline"]["params"] < models["kd-gan-msac"]["params"] < models["kd-gan"]["params"]
     assert models["kd-gan-baseline"]["params"] < models["kd-gan-ejpu"]["params"] < models["kd-gan"]["params"]
     assert all(m["score_gflops"] > 0 for m in models.values())
+
+
+def test_validation_scores_from_one_pass_match_each_score_alone() -> None:
+    torch.manual_seed(0)
+    cfg = FastenerTrainConfig(arch=FastenerModelConfig(encoder_channels=(8, 16, 32, 64), msac_channels=(16, 32, 64)))
+    net = build_detector(cfg).eval()
+    x = torch.rand(3, 1, 128, 128)
+    with torch.no_grad():
+        together = kdgan_scores(net, x)
+        for source in SCORE_SOURCES:
+            assert torch.allclose(together[source], raw_scores(net, x, source), atol=1e-5), source

@@ -66,6 +66,10 @@ class GANomalyOutput:
     latent: Tensor
     latent_hat: Tensor
 
+    def latent_distance(self) -> Tensor:
+        """``mean (z - z_hat)^2`` per crop: GANomaly's anomaly score."""
+        return (self.latent - self.latent_hat).float().pow(2).flatten(1).mean(1)
+
 
 class GANomaly(nn.Module):
     """Encoder ``G_E``, decoder ``G_D``, second encoder ``E`` and discriminator ``D`` of GANomaly."""
@@ -86,8 +90,7 @@ class GANomaly(nn.Module):
 
     def anomaly_score(self, x: Tensor) -> Tensor:
         """``mean (z - z_hat)^2`` per crop: large for crops unlike the training crops."""
-        out = self(x)
-        return (out.latent - out.latent_hat).float().pow(2).flatten(1).mean(1)
+        return self(x).latent_distance()
 
     def generator_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if not name.startswith("discriminator.")]

@@ -20,7 +20,7 @@ from torchmetrics.functional.classification import binary_auroc
 from railwatch.config import FastenerTrainConfig
 from railwatch.fasteners.ganomaly import GANomaly, ganomaly_generator_loss
 from railwatch.fasteners.loss import discriminator_loss, generator_loss
-from railwatch.fasteners.scoring import SCORE_SOURCES, build_detector, raw_scores
+from railwatch.fasteners.scoring import SCORE_SOURCES, build_detector, kdgan_scores, reconstruction_error
 
 
 class FastenerGANTask(L.LightningModule):
@@ -80,14 +80,15 @@ class FastenerGANTask(L.LightningModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         images, labels = batch
-        sources = self._sources()
-        self._scores.append(torch.stack([raw_scores(self.net, images, s).float().cpu() for s in sources], dim=1))
-        self._labels.append(labels.cpu())
         if isinstance(self.net, GANomaly):
-            reconstruction = self.net(images).reconstruction
+            out = self.net(images)
+            scores, error = {"latent": out.latent_distance()}, reconstruction_error(out.reconstruction, images)
         else:
-            reconstruction = self.net.reconstruct(images)
-        self._errors.append((reconstruction.float() - images.float()).pow(2).flatten(1).mean(1).cpu())
+            scores = kdgan_scores(self.net, images)
+            error = scores["reconstruction"]
+        self._scores.append(torch.stack([scores[s].float().cpu() for s in self._sources()], dim=1))
+        self._labels.append(labels.cpu())
+        self._errors.append(error.cpu())
 
     def _sources(self) -> tuple[str, ...]:
         """The scores validation computes: all three of KD-GAN's, GANomaly's one."""

@@ -20,7 +20,7 @@ from torchmetrics.functional.classification import binary_auroc
 from railwatch.config import FastenerTrainConfig
 from railwatch.errors import InputError
 from railwatch.fasteners.ganomaly import GANomaly
-from railwatch.fasteners.model import KDGAN
+from railwatch.fasteners.model import KDGAN, KDGANOutput
 
 ScoreSource = Literal["discriminator", "reconstruction", "distillation", "latent"]
 SCORE_SOURCES: tuple[str, ...] = ("discriminator", "reconstruction", "distillation")
@@ -38,6 +38,16 @@ def build_detector(cfg: FastenerTrainConfig) -> nn.Module:
     return KDGAN(cfg.arch)
 
 
+def reconstruction_error(reconstruction: Tensor, x: Tensor) -> Tensor:
+    """``(N,)`` mean squared difference between crops and their reconstructions."""
+    return (reconstruction.float() - x.float()).pow(2).flatten(1).mean(1)
+
+
+def distillation_discrepancy(out: KDGANOutput) -> Tensor:
+    """``(N,)`` Eq. 13 per crop: each generator level's mean squared teacher-student difference, summed."""
+    return sum((t.float() - s.float()).pow(2).flatten(1).mean(1) for t, s in zip(out.teacher_features, out.student_features))
+
+
 def raw_scores(net: nn.Module, x: Tensor, source: ScoreSource = "discriminator") -> Tensor:
     """``(N,)`` raw anomaly scores of crops ``x`` ``(N, 1, S, S)`` in ``[0, 1]``; larger is more anomalous.
 
@@ -49,12 +59,21 @@ def raw_scores(net: nn.Module, x: Tensor, source: ScoreSource = "discriminator")
     if isinstance(net, GANomaly):
         return net.anomaly_score(x)
     if source == "distillation":
-        out = net(x)
-        return sum((t.float() - s.float()).pow(2).flatten(1).mean(1) for t, s in zip(out.teacher_features, out.student_features))
+        return distillation_discrepancy(net(x))
     reconstruction = net.reconstruct(x)
     if source == "reconstruction":
-        return (reconstruction.float() - x.float()).pow(2).flatten(1).mean(1)
+        return reconstruction_error(reconstruction, x)
     return -net.discriminator(reconstruction).float()
+
+
+def kdgan_scores(net: KDGAN, x: Tensor) -> dict[str, Tensor]:
+    """All three KD-GAN raw scores of :func:`raw_scores` from one forward pass (for validation)."""
+    out = net(x)
+    return {
+        "discriminator": -net.discriminator(out.student).float(),
+        "reconstruction": reconstruction_error(out.student, x),
+        "distillation": distillation_discrepancy(out),
+    }
 
 
 class ScoringPath(nn.Module):
