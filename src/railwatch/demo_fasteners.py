@@ -16,8 +16,8 @@ import numpy as np
 
 from railwatch.cli_support import console
 from railwatch.config import FastenerModelConfig, FastenerTrainConfig
-from railwatch.data.fastener_crops import FASTENER_DEFECTS, generate_fastener_crops
-from railwatch.fasteners.data import CropSet
+from railwatch.data.fastener_crops import FASTENER_DEFECTS
+from railwatch.fasteners.data import CropSet, generated_crops
 from railwatch.fasteners.explain import gradcam, heatmap_overlay, write_heatmaps
 from railwatch.fasteners.infer import FastenerDetector
 from railwatch.fasteners.scoring import detection_scores
@@ -32,18 +32,6 @@ SMALL = FastenerModelConfig(
 """Half the channels of Tables 1-3, so the demo trains in about a minute on a CPU."""
 
 TRAIN, VAL_NORMAL, VAL_PER_KIND, SHOWN_PER_KIND = 256, 48, 4, 3
-
-
-def _crop_set(crops: list, kind: str, label: int, tag: str) -> CropSet:
-    images = np.stack([c.image for c in crops])
-    return CropSet(images, np.full(len(crops), label), (kind,) * len(crops), tuple(f"{tag}_{kind}_{i}" for i in range(len(crops))))
-
-
-def _labelled(seed: int, normal: int, per_kind: int, tag: str) -> CropSet:
-    crops = _crop_set(generate_fastener_crops(normal, seed), "normal", 0, tag)
-    for kind in FASTENER_DEFECTS:
-        crops = crops.concat(_crop_set(generate_fastener_crops(per_kind, seed, kind), kind, 1, tag))
-    return crops
 
 
 def _figure(crops: CropSet, recon: np.ndarray, heat: np.ndarray, scores: np.ndarray, flagged: np.ndarray, path: Path) -> None:
@@ -75,9 +63,9 @@ def _figure(crops: CropSet, recon: np.ndarray, heat: np.ndarray, scores: np.ndar
 def run_fasteners_demo(out: Path, steps: int = 300, seed: int = 7) -> dict[str, Any]:
     """Train on generated normal crops, score unseen crops of every kind, write ``heatmaps.png`` and per-crop heatmaps."""
     out.mkdir(parents=True, exist_ok=True)
-    train = _crop_set(generate_fastener_crops(TRAIN, seed), "normal", 0, "train")
-    val = _labelled(seed + 1, VAL_NORMAL, VAL_PER_KIND, "val")
-    shown = _labelled(seed + 2, SHOWN_PER_KIND, SHOWN_PER_KIND, "test")
+    train = generated_crops(seed, TRAIN, tag="train")
+    val = generated_crops(seed + 1, VAL_NORMAL, dict.fromkeys(FASTENER_DEFECTS, VAL_PER_KIND), tag="val")
+    shown = generated_crops(seed + 2, SHOWN_PER_KIND, dict.fromkeys(FASTENER_DEFECTS, SHOWN_PER_KIND), tag="test")
     cfg = FastenerTrainConfig(
         arch=SMALL, max_steps=steps, val_every_steps=steps // 3, lr=1e-3, lr_min=1e-4, accelerator="cpu",
         precision=cpu_precision(), seed=seed,
@@ -91,7 +79,8 @@ def run_fasteners_demo(out: Path, steps: int = 300, seed: int = 7) -> dict[str, 
     flagged = raw > detector.stats.decision_threshold("f1")
     heat = gradcam(detector, shown.images)
     _figure(shown, detector.reconstruct(shown), heat, scores, flagged, out / "heatmaps.png")
-    write_heatmaps(detector, shown.images, list(shown.sources), out / "crops", heat)
+    names = [source.replace("#", "_").replace("/", "_") for source in shown.sources]  # e.g. test_9_occlusion_2
+    write_heatmaps(detector, shown.images, names, out / "crops", heat)
     auc = detection_scores(raw, shown.labels, 0.0).auc
     verdicts = [
         {"crop": src, "kind": kind, "A": float(a), "anomalous": bool(f)}

@@ -636,6 +636,23 @@ TABLE4_ANOMALIES: dict[str, int] = {"broken_clip": 37, "missing_bolt": 30, "occl
 """Anomalous crops per kind in the paper's validation + test sets (Table 4)."""
 
 
+def generated_crops(seed: int, normal: int, anomalies: dict[str, int] | None = None, tag: str = "synthetic") -> CropSet:
+    """``normal`` generated normal crops, then ``anomalies[kind]`` crops of each defect kind, all from ``seed``.
+
+    Sources read ``<tag>#<seed>/<kind>/<i>``.
+    """
+    from railwatch.data.fastener_crops import generate_fastener_crops
+
+    images, labels, kinds, sources = [], [], [], []
+    for kind, count in {NORMAL_KIND: normal, **(anomalies or {})}.items():
+        crops = generate_fastener_crops(count, seed, None if kind == NORMAL_KIND else kind)
+        images += [c.image for c in crops]
+        labels += [int(kind != NORMAL_KIND)] * count
+        kinds += [kind] * count
+        sources += [f"{tag}#{seed}/{kind}/{i}" for i in range(count)]
+    return _crop_set(images, labels, kinds, sources, IMAGE_SIZE)
+
+
 def synthetic_protocol(seed: int = 0, normal: int = 2000, anomalies: dict[str, int] | None = None) -> CropSplits:
     """The fastener experiment of section 3.1.1 on generated crops (:mod:`railwatch.data.fastener_crops`).
 
@@ -644,20 +661,10 @@ def synthetic_protocol(seed: int = 0, normal: int = 2000, anomalies: dict[str, i
     training, 600 normal + 15/12/13 anomalous for validation, 200 normal + 22/18/20 for testing
     (scaled down when ``normal`` is smaller than 2000).
     """
-    from railwatch.data.fastener_crops import generate_fastener_crops
-
     anomalies = TABLE4_ANOMALIES if anomalies is None else anomalies
-    normal_crops = generate_fastener_crops(normal, seed)
-    pool = _crop_set([c.image for c in normal_crops], [0] * normal, [NORMAL_KIND] * normal, [f"synthetic#{seed}/normal/{i}" for i in range(normal)], IMAGE_SIZE)
-    images, kinds, sources = [], [], []
-    for kind, count in anomalies.items():
-        for i, crop in enumerate(generate_fastener_crops(count, seed, kind)):
-            images.append(crop.image)
-            kinds.append(kind)
-            sources.append(f"synthetic#{seed}/{kind}/{i}")
-    anomalous = _crop_set(images, [1] * len(images), kinds, sources, IMAGE_SIZE)
+    pool = generated_crops(seed, normal, anomalies)
     train, val, test = (round(normal * share) for share in (0.6, 0.3, 0.1))
-    return split_generated(pool, anomalous, seed=seed, train=train, val_normal=val, test_normal=normal - train - val)
+    return split_generated(pool.normal(), pool.subset(pool.labels == 1), seed=seed, train=train, val_normal=val, test_normal=normal - train - val)
 
 
 # ---------------------------------------------------------------------------------------------
