@@ -539,12 +539,94 @@ class FastenersConfig(Settings):
     train: FastenerTrainConfig = Field(default_factory=FastenerTrainConfig)
 
 
+class VibrationModelConfig(Settings):
+    """The CNN+Transformer regressor of paper 001 ("Model implementation", Fig. 2).
+
+    Args:
+        conv_channels: Filters of the three Conv1d layers (256, 128, 64); the last is the
+            transformer width.
+        kernel_size: Convolution kernel (3).
+        transformer_blocks: Stacked transformer encoder blocks (3).
+        heads: Attention heads per block (4).
+        feedforward: Width of each block's feed-forward layer.
+        dropout: Dropout in the transformer blocks and the dense layers.
+        dense: Units of the dense layers before the sigmoid output (128, 32).
+    """
+
+    conv_channels: tuple[int, int, int] = (256, 128, 64)
+    kernel_size: int = Field(3, ge=1)
+    transformer_blocks: int = Field(3, ge=1)
+    heads: int = Field(4, ge=1)
+    feedforward: int = Field(128, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    dense: tuple[int, ...] = (128, 32)
+
+
+class VibrationTrainConfig(TrainingRun):
+    """How ``railwatch vibration train`` fits the FFI regressor (paper 001, "Model implementation").
+
+    Args:
+        modality: ``accel`` (three axes of one accelerometer), ``das`` (six sensing points) or
+            ``transfer`` (pre-train both encoders with MSE + ED, then fine-tune on DAS alone).
+        epochs: Passes over the training events (the paper: 2000; fewer suffice on simulated data).
+        finetune_epochs: Passes of the DAS-only fine-tuning after transfer pre-training.
+        batch_size: Events per step (20).
+        lr: Adam learning rate at the start (1e-3), decaying exponentially to ``lr_min`` (1e-4).
+        ed_weight: lambda, the weight of the encoder discrepancy in pre-training.
+        accelerometer: Which accelerometer (0-based; 2 is #3, nearest the hammer) gives the three axes.
+        split: Train:validation:test proportions (7:1:2).
+        splits: Random splits the benchmark averages over (5).
+        window_s: Free-vibration window after the impact (0.2 s).
+        max_freq: Highest spectrum bin in Hz.
+    """
+
+    modality: Literal["accel", "das", "transfer"] = "das"
+    epochs: int = Field(150, ge=1)
+    finetune_epochs: int = Field(75, ge=1)
+    batch_size: int = Field(20, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    lr_min: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    ed_weight: float = Field(1.0, ge=0)
+    accelerometer: int = Field(2, ge=0)
+    split: tuple[float, float, float] = (7.0, 1.0, 2.0)
+    splits: int = Field(5, ge=1)
+    window_s: float = Field(0.2, gt=0)
+    max_freq: float = Field(500.0, gt=0)
+    num_workers: int = Field(0, ge=0)
+    arch: VibrationModelConfig = Field(default_factory=VibrationModelConfig)
+
+
+class LimeConfig(Settings):
+    """Segment-LIME over frequency bands (paper 001, "Interpretable mechanisms"; DESIGN.md).
+
+    Args:
+        bands: K, equal frequency bands per channel; each (channel, band) is one feature.
+        samples: Perturbed spectra per explanation.
+        kernel_width: Width of the exponential kernel on cosine distance that weights samples.
+        seed: Seed of the perturbations.
+    """
+
+    bands: int = Field(25, ge=2)
+    samples: int = Field(600, ge=10)
+    kernel_width: float = Field(0.25, gt=0)
+    seed: int = 0
+
+
+class VibrationConfig(Settings):
+    """Settings of the vibration module (paper 001)."""
+
+    train: VibrationTrainConfig = Field(default_factory=VibrationTrainConfig)
+    lime: LimeConfig = Field(default_factory=LimeConfig)
+
+
 class RailwatchConfig(Settings):
     """All railwatch settings; each module owns one section."""
 
     intrusion: IntrusionConfig = Field(default_factory=IntrusionConfig)
     surface: SurfaceConfig = Field(default_factory=SurfaceConfig)
     fasteners: FastenersConfig = Field(default_factory=FastenersConfig)
+    vibration: VibrationConfig = Field(default_factory=VibrationConfig)
 
 
 def _one_line(error: ValidationError) -> str:

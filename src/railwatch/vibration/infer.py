@@ -1,0 +1,73 @@
+"""A trained FFI regressor ready to score: from a checkpoint to FFI per event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from railwatch.checkpoint import load_checkpoint
+from railwatch.config import VibrationModelConfig
+from railwatch.errors import InputError
+from railwatch.vibration.model import MAX_FFI, FFIRegressor
+from railwatch.vibration.spectra import event_spectra, frequency_grid, normalise_peak
+from railwatch.vibration.train import TASK, predict_scaled
+
+
+@dataclass
+class VibrationPredictor:
+    """A regressor with the input settings it was trained with (modality, window, band, channels)."""
+
+    net: FFIRegressor
+    modality: str
+    window_s: float
+    max_freq: float
+    accelerometer: int
+    path: Path
+
+    @property
+    def channels(self) -> int:
+        return self.net.in_channels
+
+    @property
+    def freqs(self) -> np.ndarray:
+        return frequency_grid(self.window_s, self.max_freq)
+
+    @property
+    def reads(self) -> str:
+        """The records the model reads: ``accel`` or ``das`` (transfer models read DAS)."""
+        return "accel" if self.modality == "accel" else "das"
+
+    def check_spectra(self, spectra: np.ndarray, source: str = "spectra") -> None:
+        want = (self.channels, self.net.bins)
+        if spectra.ndim != 3 or spectra.shape[1:] != want:
+            raise InputError(f"{source}: spectra of shape {spectra.shape}, the model reads (events, {want[0]}, {want[1]})")
+
+    def predict_spectra(self, spectra: np.ndarray, normalise: bool = True) -> np.ndarray:
+        """FFI (0..3, continuous) for ``(events, channels, bins)`` magnitude spectra."""
+        self.check_spectra(spectra)
+        x = normalise_peak(spectra) if normalise else spectra.astype(np.float32)
+        return predict_scaled(self.net, x) * MAX_FFI
+
+    def dataset_spectra(self, dataset, source: str = "data") -> np.ndarray:
+        """The model's input spectra of every event of a hammer-test data set (peak-normalised)."""
+        if self.reads == "accel":
+            if dataset.accel is None:
+                raise InputError(f"{source}: holds no accelerometer records, the model reads accelerometers")
+            records = dataset.accel[:, self.accelerometer]
+        else:
+            records = dataset.das
+        spectra = event_spectra(records, dataset.fs, self.window_s, self.max_freq, source=f"{source}: {self.reads}")
+        self.check_spectra(spectra, source)
+        return spectra
+
+
+def load_predictor(path: str | Path) -> VibrationPredictor:
+    """Rebuild a regressor from ``railwatch vibration train``'s checkpoint (``weights_only=True``)."""
+    payload = load_checkpoint(path, TASK)
+    s = payload["model"]
+    net = FFIRegressor(int(s["in_channels"]), int(s["bins"]), VibrationModelConfig(**s["arch"]))
+    net.load_state_dict(payload["state_dict"])
+    net.eval()
+    return VibrationPredictor(net, s["modality"], float(s["window_s"]), float(s["max_freq"]), int(s["accelerometer"]), Path(path))
