@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-seg bench-det bench-pipeline bench-surface bench-fasteners clean
+.PHONY: demo test bench bench-seg bench-det bench-pipeline bench-surface bench-fasteners bench-vibration clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ bench-surface: $(STAMP)
 # 1000 steps each; about 3 hours on a 2-core CPU
 bench-fasteners: $(STAMP)
 	$(BIN)/python benchmarks/fasteners_mnist.py --protocol mnist --profile paper --seeds 0,1,2
+
+# paper 001 Tables 2-3 on simulated hammer tests (5 splits, both sites) and the DAS monitor's
+# real-time factor on a 10 km fibre; about 25 minutes on a 2-core CPU
+bench-vibration: $(STAMP)
+	$(BIN)/python benchmarks/vibration.py
 
 clean:
 	rm -rf $(VENV) demo_out seg_out det_out surface_out runs .pytest_cache .hypothesis

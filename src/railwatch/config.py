@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -539,6 +540,97 @@ class FastenersConfig(Settings):
     train: FastenerTrainConfig = Field(default_factory=FastenerTrainConfig)
 
 
+class SiteConfig(Settings):
+    """How one site's DAS installation and surroundings colour the simulated measurements (paper 001).
+
+    Known sites are in :data:`railwatch.vibration.simulate.SITES`.
+    """
+
+    name: str = "training"  # site name, written into data sets
+    accel_noise: float = Field(0.002, ge=0)  # accelerometer white-noise std, relative to the event's peak |acceleration|
+    das_noise: float = Field(0.2, ge=0)  # DAS ambient (white + 1/f) noise std, relative to the event's peak |DAS signal|
+    hum_amplitude: float = Field(0.02, ge=0)  # mains hum amplitude, relative to the event's peak |DAS signal|
+    hum_freq: float = Field(50.0, gt=0)  # mains hum frequency, Hz
+    coupling_gain: float = Field(1.0, gt=0)  # fibre-to-rail strain transfer at low frequencies
+    coupling_freq: float = Field(50.0, gt=0)  # resonance of the taped fibre's coupling, Hz (all clips tight)
+    coupling_q: float = Field(15.0, gt=0)  # quality factor of that resonance
+    coupling_resonance: float = Field(150.0, ge=0)  # gain of the resonance at its peak, added to 1
+    coupling_shift_per_loose_hz: float = 4.0  # shift of the coupling resonance per loose clip, Hz (site artefact)
+    hf_cutoff: float = Field(300.0, gt=0)  # corner of the DAS high-frequency attenuation, Hz
+    hf_order: int = Field(2, ge=1)  # order of that attenuation (Butterworth-like magnitude)
+    gauge_length: float = Field(1.0, gt=0)  # fibre length each sensing point averages over, m
+
+
+class HammerConfig(Settings):
+    """The rail, its fasteners, the hammer blows and the sensor layout of the simulated tests."""
+
+    fs: float = Field(2000.0, gt=0)  # sampling rate, Hz
+    duration_s: float = Field(0.6, gt=0)  # record length, s
+    pre_trigger_s: float = Field(0.05, gt=0)  # record time before the trigger; the impact falls in its second half
+    n_supports: int = Field(11, ge=4)  # fasteners under the simulated rail
+    spacing: float = Field(0.6, gt=0)  # fastener spacing, m; the rail overhangs half a spacing at each end
+    element_length: float = Field(0.05, gt=0)  # finite-element length, m
+    k_vertical: float = Field(1.04e8, gt=0)  # vertical stiffness of a tight fastener, N/m
+    k_lateral: float = Field(1.88e7, gt=0)  # lateral stiffness of a tight fastener, N/m
+    loose_factor_vertical: float = Field(0.65, gt=0, le=1)  # vertical stiffness of a loose fastener / tight
+    loose_factor_lateral: float = Field(0.7, gt=0, le=1)  # lateral stiffness of a loose fastener / tight
+    stiffness_scatter: float = Field(0.05, ge=0, lt=0.5)  # relative std of each fastener's stiffness per event
+    stiffness_drift: float = Field(0.015, ge=0, lt=0.5)  # relative std of all fasteners' stiffness together per event
+    loose_spread: float = Field(0.1, ge=0, lt=1)  # a loose clip's loose factor varies by up to +- this share per event
+    damping: tuple[float, float] = (0.02, 0.05)  # range of the first mode's damping ratio, drawn per event
+    damping_rise: float = Field(2.0, ge=0)  # higher modes' damping grows as (f / f_first)^damping_rise
+    impact_ms: tuple[float, float] = (0.5, 1.5)  # range of the half-sine impact duration, ms
+    force_kn: tuple[float, float] = (2.0, 8.0)  # range of the peak impact force, kN
+    lateral_share: tuple[float, float] = (0.3, 0.7)  # range of the lateral share of the force (the rest is vertical)
+    accel_positions: tuple[float, ...] = (-0.9, -0.45, 0.15, 0.45, 0.9)  # accelerometers, m from the impact
+    accel_height: float = -0.06  # accelerometer height above the neutral axis, m (on the web)
+    accel_offset: float = 0.0  # accelerometer lateral offset from the rail's centre line, m
+    das_positions: tuple[float, ...] = (-1.25, -0.75, -0.25, 0.25, 0.75, 1.25)  # DAS sensing points, m from the impact
+    fibre_offset: float = 0.05  # lateral offset of the fibre on the rail foot, m
+    youngs_modulus: float = Field(210e9, gt=0)  # rail steel, Pa
+    mass_per_m: float = Field(60.3, gt=0)  # UIC60, kg/m
+    i_vertical: float = Field(3.055e-5, gt=0)  # UIC60 second moment of area for vertical bending, m^4
+    i_lateral: float = Field(5.13e-6, gt=0)  # UIC60 second moment of area for lateral bending, m^4
+    neutral_axis: float = Field(0.081, gt=0)  # height of the neutral axis above the foot, m (the fibre's lever arm)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HammerConfig:
+        for name in ("damping", "impact_ms", "force_kn", "lateral_share"):
+            low, high = getattr(self, name)
+            fraction = name in ("damping", "lateral_share")
+            if not 0 <= low <= high <= (1.0 if fraction else np.inf):
+                raise ValueError(f"{name} must be a range 0 <= low <= high{' <= 1' if fraction else ''}, got ({low}, {high})")
+        if self.pre_trigger_s + 0.2 > self.duration_s:
+            raise ValueError("duration_s must hold the pre-trigger and 0.2 s of free vibration")
+        n_elements = self.rail_length / self.element_length
+        if abs(n_elements - round(n_elements)) > 1e-6:
+            raise ValueError(f"the rail ({self.rail_length:g} m) must be a whole number of elements")
+        if not self.accel_positions or any(not 0 <= x + self.impact_position <= self.rail_length for x in self.accel_positions):
+            raise ValueError("every accelerometer must lie on the rail")
+        return self
+
+    @property
+    def rail_length(self) -> float:
+        """Length of the simulated rail, m."""
+        return self.n_supports * self.spacing
+
+    @property
+    def support_positions(self) -> np.ndarray:
+        """Fastener positions from the rail's left end, m."""
+        return self.spacing / 2 + self.spacing * np.arange(self.n_supports)
+
+    @property
+    def clips(self) -> dict[str, int]:
+        """Indices of fasteners #a, #b (either side of the hammer) and #c (beyond #b)."""
+        a = self.n_supports // 2 - 1
+        return {"a": a, "b": a + 1, "c": a + 2}
+
+    @property
+    def impact_position(self) -> float:
+        """The hammer's position from the rail's left end, m: mid-span between #a and #b."""
+        return float(self.support_positions[self.clips["a"]] + self.spacing / 2)
+
+
 class VibrationModelConfig(Settings):
     """The CNN+Transformer regressor of paper 001 ("Model implementation", Fig. 2).
 
@@ -570,9 +662,13 @@ class VibrationTrainConfig(TrainingRun):
             ``transfer`` (pre-train both encoders with MSE + ED, then fine-tune on DAS alone).
         epochs: Passes over the training events (the paper: 2000; fewer suffice on simulated data).
         finetune_epochs: Passes of the DAS-only fine-tuning after transfer pre-training.
+        finetune_lr: Adam learning rate of that fine-tuning (it decays to ``lr_min`` where lower),
+            small so that fine-tuning adjusts the pre-trained DAS encoder rather than relearning it.
         batch_size: Events per step (20).
         lr: Adam learning rate at the start (1e-3), decaying exponentially to ``lr_min`` (1e-4).
-        ed_weight: lambda, the weight of the encoder discrepancy in pre-training.
+        ed_weight: lambda, the weight of the encoder discrepancy in pre-training (30).
+        ed_features: What the discrepancy compares: ``cnn``, the CNN stage's frequency-local
+            tokens (default), or ``encoder``, the encoders' outputs after the transformer.
         accelerometer: Which accelerometer (0-based; 2 is #3, nearest the hammer) gives the three axes.
         split: Train:validation:test proportions (7:1:2).
         splits: Random splits the benchmark averages over (5).
@@ -581,13 +677,15 @@ class VibrationTrainConfig(TrainingRun):
     """
 
     modality: Literal["accel", "das", "transfer"] = "das"
-    epochs: int = Field(150, ge=1)
-    finetune_epochs: int = Field(75, ge=1)
+    epochs: int = Field(100, ge=1)
+    finetune_epochs: int = Field(50, ge=1)
+    finetune_lr: float = Field(1e-4, gt=0)
     batch_size: int = Field(20, ge=1)
     lr: float = Field(1e-3, gt=0)
     lr_min: float = Field(1e-4, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    ed_weight: float = Field(1.0, ge=0)
+    ed_weight: float = Field(30.0, ge=0)
+    ed_features: Literal["encoder", "cnn"] = "cnn"
     accelerometer: int = Field(2, ge=0)
     split: tuple[float, float, float] = (7.0, 1.0, 2.0)
     splits: int = Field(5, ge=1)
@@ -613,11 +711,51 @@ class LimeConfig(Settings):
     seed: int = 0
 
 
+class MonitorSettings(Settings):
+    """How ``railwatch vibration monitor`` finds and cuts events in a DAS stream.
+
+    Args:
+        sta_s: Short-term average window, s.
+        lta_s: Long-term average window before it, s; the first ``sta_s + lta_s`` of a stream
+            only fill it.
+        trigger: STA/LTA ratio that starts an event.
+        section_m: Fibre section length, m (channels when the stream has no spacing): an event
+            claims the fibre within this of its channel for ``min_gap_s``, and is reported with
+            its section number, floor(distance / section_m).
+        points: Sensing points: adjacent channels centred on the trigger (SP-A..SP-F).
+        window_s: Free-vibration window from the onset ("the first 0.2 s").
+        max_freq: Highest spectrum bin, Hz.
+        chunk_s: Seconds per chunk when reading a file.
+        min_gap_s: Triggers within ``section_m`` and this long after an event belong to it.
+    """
+
+    sta_s: float = Field(0.01, gt=0)
+    lta_s: float = Field(0.5, gt=0)
+    trigger: float = Field(8.0, gt=1)
+    section_m: float = Field(25.0, gt=0)
+    points: int = Field(6, ge=1)
+    window_s: float = Field(0.2, gt=0)
+    max_freq: float = Field(500.0, gt=0)
+    chunk_s: float = Field(0.5, gt=0)
+    min_gap_s: float = Field(0.5, ge=0)
+
+    @model_validator(mode="after")
+    def _windows_nest(self) -> MonitorSettings:
+        if not self.sta_s < self.lta_s:
+            raise ValueError(f"sta_s {self.sta_s} must be shorter than lta_s {self.lta_s}")
+        if not 2 * self.sta_s <= self.window_s:
+            raise ValueError(f"window_s {self.window_s} must hold at least two STAs of sta_s {self.sta_s}")
+        return self
+
+
 class VibrationConfig(Settings):
     """Settings of the vibration module (paper 001)."""
 
+    simulator: HammerConfig = Field(default_factory=HammerConfig)
+    site: SiteConfig = Field(default_factory=SiteConfig)
     train: VibrationTrainConfig = Field(default_factory=VibrationTrainConfig)
     lime: LimeConfig = Field(default_factory=LimeConfig)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
 
 
 class RailwatchConfig(Settings):

@@ -8,7 +8,9 @@ object, and grades its risk; the report sets every measured value beside the tru
 BiSeNetV2 finding the rails, :mod:`railwatch.demo_clip` runs a clip through the whole
 intrusion pipeline, :mod:`railwatch.demo_surface` trains a small rail-surface defect
 segmenter and segments strips it has not seen, and :mod:`railwatch.demo_fasteners` trains a
-small fastener KD-GAN on normal crops and scores unseen crops with Grad-CAM heatmaps.
+small fastener KD-GAN on normal crops and scores unseen crops with Grad-CAM heatmaps, and
+:mod:`railwatch.demo_vibration` simulates hammer tests, trains the accelerometer and transfer
+FFI models, scores unseen blows and explains them with segment-LIME.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from railwatch.demo_clip import run_clip_demo
 from railwatch.demo_fasteners import run_fasteners_demo
 from railwatch.demo_scenes import grade_at_true_feet, run_scene_demo
 from railwatch.demo_surface import run_surface_demo
+from railwatch.demo_vibration import run_vibration_demo
 from railwatch.imageio import write_image, write_text
 from railwatch.intrusion.railfit import fit_rails
 from railwatch.intrusion.risk import assess_risk
@@ -110,6 +113,7 @@ def run_demo(out: Path, seed: int = 7, config: RailwatchConfig | None = None) ->
     report["clip"] = run_clip_demo(out / "clip", config=config)
     report["surface"] = run_surface_demo(out / "surface", seed=seed)
     report["fasteners"] = run_fasteners_demo(out / "fasteners", seed=seed)
+    report["vibration"] = run_vibration_demo(out / "vibration", seed=seed)
     write_text(json.dumps(report, indent=2), out / "report.json")
     return report
 

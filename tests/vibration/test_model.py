@@ -33,11 +33,16 @@ def test_regressor_maps_spectra_into_unit_interval():
     assert out.shape == (5,) and bool(((out > 0) & (out < 1)).all())
 
 
-def test_cross_modal_model_shares_one_head():
-    pair = CrossModalModel(3, 6, BINS, VibrationModelConfig(conv_channels=(32, 16, 16), heads=2, feedforward=32))
-    pred_a, pred_d, tokens_a, tokens_d = pair(torch.rand(4, 3, BINS), torch.rand(4, 6, BINS))
+@pytest.mark.parametrize("align", ["cnn", "encoder"])
+def test_cross_modal_model_shares_one_head(align):
+    pair = CrossModalModel(3, 6, BINS, VibrationModelConfig(conv_channels=(32, 16, 16), heads=2, feedforward=32), align).eval()
+    accel, das = torch.rand(4, 3, BINS), torch.rand(4, 6, BINS)
+    pred_a, pred_d, tokens_a, tokens_d = pair(accel, das)
     assert pred_a.shape == pred_d.shape == (4,)
     assert tokens_a.shape == tokens_d.shape == (4, BINS // 2, 16)
+    compared = pair.das.encoder.local(das) if align == "cnn" else pair.das.encoder(das)
+    torch.testing.assert_close(tokens_d, compared)
+    torch.testing.assert_close(pred_d, pair.das_regressor()(das))
     assert pair.das_regressor().head is pair.das.head
     assert not any(p is q for p in pair.accel_encoder.parameters() for q in pair.das.encoder.parameters())
 
@@ -99,7 +104,7 @@ def test_tiny_training_learns_and_checkpoint_loads_weights_only(tmp_path, modali
     from railwatch.vibration.train import train_vibration
 
     data = toy_spectra()
-    cfg = VibrationTrainConfig(modality=modality, epochs=60, finetune_epochs=20, accelerator="cpu", arch=TINY, max_freq=200.0)
+    cfg = VibrationTrainConfig(modality=modality, epochs=60, finetune_epochs=20, ed_weight=1.0, accelerator="cpu", arch=TINY, max_freq=200.0)
     result = train_vibration(data, cfg, tmp_path, progress=False)
     assert result.test["accuracy"] >= 0.9, result.test
     payload = read_torch_file(result.checkpoint, "checkpoint")  # weights_only=True

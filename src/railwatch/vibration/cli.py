@@ -89,6 +89,7 @@ def train(
     cfg = settings(config, training_overrides("vibration.train", **flags)).vibration.train
     dataset = _read(data)
     spectra = spectra_set(dataset, cfg.accelerometer, cfg.window_s, cfg.max_freq, source=str(data))
+    spectra.inputs("accel" if cfg.modality == "transfer" else cfg.modality)  # a missing modality fails before training
     console.print(f"training the {cfg.modality} regressor on split {split} of {len(spectra)} events ({dataset.site} site) -> {out}")
     result = train_vibration(spectra, cfg, out, split, meta={"data": str(data), "site": dataset.site}, progress=not quiet)
     print_ffi_metrics({"test": result.test}, f"{cfg.modality}: test part of split {split}")

@@ -40,7 +40,7 @@ class SpectraSet:
         """The spectra one modality's model reads (``transfer`` models read DAS)."""
         if modality == "accel":
             if self.accel is None:
-                raise InputError("the data set holds no accelerometer records; train with --modality das")
+                raise InputError("the data set holds no accelerometer records; only --modality das can train on it")
             return self.accel
         return self.das
 
@@ -65,6 +65,11 @@ def random_split(n: int, proportions: tuple[float, float, float], seed: int) -> 
         raise InputError(f"{n} events are too few for a {':'.join(f'{p:g}' for p in proportions)} split")
     order = np.random.default_rng(seed).permutation(n)
     return order[: counts[0]], order[counts[0] : counts[0] + counts[1]], order[counts[0] + counts[1] :]
+
+
+def numbered_split(n: int, proportions: tuple[float, float, float], index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random split number ``index`` (0, 1, ...) of ``n`` events: the same events for every model trained on it."""
+    return random_split(n, proportions, seed=1000 + index)
 
 
 class SpectraDataset(Dataset):

@@ -20,8 +20,9 @@ from torch.utils.data import DataLoader
 
 from railwatch.checkpoint import save_checkpoint
 from railwatch.config import VibrationTrainConfig
+from railwatch.errors import InputError
 from railwatch.training import SaveBest, fit, make_trainer
-from railwatch.vibration.data import SpectraDataset, SpectraSet, random_split
+from railwatch.vibration.data import SpectraDataset, SpectraSet, numbered_split
 from railwatch.vibration.lightning import FFITask
 from railwatch.vibration.metrics import ffi_metrics
 from railwatch.vibration.model import CrossModalModel, FFIRegressor
@@ -99,17 +100,18 @@ def fit_regressor(
     history: dict[str, Any] = {}
     if cfg.modality == "transfer":
         if train.accel is None:
-            raise ValueError("transfer pre-training needs accelerometer and DAS records of the same events")
-        pair = CrossModalModel(train.accel.shape[1], train.das.shape[1], bins, cfg.arch)
+            raise InputError("the data set holds no accelerometer records; transfer pre-training needs both, of the same events")
+        pair = CrossModalModel(train.accel.shape[1], train.das.shape[1], bins, cfg.arch, cfg.ed_features)
         history["pretrain"], _ = _phase(
             pair, _loader(train, "das", cfg, True, paired=True), _loader(val, "das", cfg, False, paired=True),
             cfg, cfg.epochs, "val/neg_loss", out / "pretrain", progress,
         )  # fmt: skip
         net, epochs = pair.das_regressor(), cfg.finetune_epochs
+        phase_cfg = cfg.model_copy(update={"lr": cfg.finetune_lr, "lr_min": min(cfg.lr_min, cfg.finetune_lr)})
     else:
-        net, epochs = FFIRegressor(train.inputs(cfg.modality).shape[1], bins, cfg.arch), cfg.epochs
+        net, epochs, phase_cfg = FFIRegressor(train.inputs(cfg.modality).shape[1], bins, cfg.arch), cfg.epochs, cfg
     best_meta, log_dir = _phase(
-        net, _loader(train, cfg.modality, cfg, True), _loader(val, cfg.modality, cfg, False), cfg, epochs, "val/neg_mse", out, progress
+        net, _loader(train, cfg.modality, cfg, True), _loader(val, cfg.modality, cfg, False), phase_cfg, epochs, "val/neg_mse", out, progress
     )
     settings = model_settings(cfg, net.in_channels, bins)
     meta = {**(meta or {}), "train_events": len(train), "val_events": len(val), "seed": cfg.seed, **best_meta, **history}
@@ -121,7 +123,8 @@ def train_vibration(
     data: SpectraSet, cfg: VibrationTrainConfig, out: str | Path, split_index: int = 0, meta: dict[str, Any] | None = None, progress: bool = True
 ) -> VibrationFit:
     """Train on random split ``split_index`` (7:1:2) of ``data`` and measure the test part (paper's Tables 2-3)."""
-    train_idx, val_idx, test_idx = random_split(len(data), cfg.split, seed=1000 + split_index)
+    data.inputs("accel" if cfg.modality == "transfer" else cfg.modality)  # refuses a missing modality before any work
+    train_idx, val_idx, test_idx = numbered_split(len(data), cfg.split, split_index)
     meta = {**(meta or {}), "split_index": split_index}
     net, result = fit_regressor(data.subset(train_idx), data.subset(val_idx), cfg, out, meta, progress)
     test = data.subset(test_idx)
