@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,7 +13,7 @@ from rich.table import Table
 
 from railwatch.cli_support import ConfigOption, JsonOption, console, one_line_errors, print_json, settings
 from railwatch.errors import InputError
-from railwatch.vibration.dasio import chunk_count, das_files, describe, iter_chunks, read_das, waterfall_figure
+from railwatch.vibration.dasio import DasRecord, chunk_count, das_files, describe, iter_chunks, read_das, waterfall_figure
 
 PathArgument = Annotated[Path, typer.Argument(help="A DAS file, or a folder of them.")]
 
@@ -25,6 +26,26 @@ def _files_or_file(path: Path) -> list[Path]:
     if not files:
         raise InputError(f"{path}: holds no DAS files")
     return files
+
+
+def _readable(path: Path, files: list[Path], unreadable: list[dict]) -> Iterator[tuple[Path, DasRecord]]:
+    """Each file DASCore reads, with its record; a folder's unreadable files go to ``unreadable``.
+
+    A single file that cannot be read is an error; so is a folder of which no file can be.
+    """
+    read = 0
+    for file in files:
+        try:
+            record = read_das(file)
+        except InputError as err:
+            if not path.is_dir():
+                raise
+            unreadable.append({"file": str(file), "reason": str(err)})
+            continue
+        read += 1
+        yield file, record
+    if not read:
+        raise InputError(f"{path}: no file DASCore can read among its {len(files)} files")
 
 
 def _describe_row(table: Table, info: dict) -> None:
@@ -60,23 +81,13 @@ def inspect(
     the reason, and the command fails only when none can be read. Channels that hold only NaN
     (dead channels) read as zeros and are listed.
     """
-    files = _files_or_file(path)
     found, unreadable = [], []
-    for file in files:
-        try:
-            record = read_das(file)
-        except InputError as err:
-            if not path.is_dir():
-                raise
-            unreadable.append({"file": str(file), "reason": str(err)})
-            continue
+    for file, record in _readable(path, _files_or_file(path), unreadable):
         info = describe(record)
         if plot is not None:
             target = plot / f"{file.stem}_waterfall.png" if path.is_dir() else plot
             info["plot"] = str(waterfall_figure(record, target))
         found.append(info)
-    if not found:
-        raise InputError(f"{path}: no file DASCore can read among its {len(files)} files")
     if as_json:
         print_json(found[0] if not path.is_dir() else {"folder": str(path), "files": found, "unreadable": unreadable})
         return
@@ -88,7 +99,7 @@ def inspect(
             table.add_row(key, str(value))
         console.print(table)
         return
-    table = Table(title=f"{path}: {len(found)} of {len(files)} files read")
+    table = Table(title=f"{path}: {len(found)} of {len(found) + len(unreadable)} files read")
     for column in ("file", "format", "time x channels", "fs (Hz)", "spacing (m)", "duration (s)", "measures"):
         table.add_column(column)
     for info in found:
@@ -131,21 +142,13 @@ def monitor(
     from railwatch.vibration.monitor import MAX_LEVEL, MonitorSummary, write_events
     from railwatch.vibration.monitor import monitor as run_monitor
 
-    files = _files_or_file(path)
     predictor = load_predictor(checkpoint)
     if predictor.reads != "das":
         raise InputError(f"{checkpoint}: the model reads accelerometer spectra; monitoring DAS needs a DAS or transfer model")
     cfg = _monitor_settings(config, predictor, section_m, trigger, chunk_s)
     events, summaries, unreadable = [], [], []
     with Progress(console=console, transient=True, disable=as_json) as progress:
-        for file in files:
-            try:
-                record = read_das(file)
-            except InputError as err:
-                if not path.is_dir():
-                    raise
-                unreadable.append({"file": str(file), "reason": str(err)})
-                continue
+        for file, record in _readable(path, _files_or_file(path), unreadable):
             summary = MonitorSummary(file.name)
             chunks = progress.track(
                 iter_chunks(record, chunk_s=cfg.chunk_s),
@@ -154,8 +157,6 @@ def monitor(
             )
             events += run_monitor(chunks, predictor.predict_spectra, cfg, summary, file.name)
             summaries.append(summary)
-    if not summaries:
-        raise InputError(f"{path}: no file DASCore can read among its {len(files)} files")
     write_events(events, out)
     levels = Counter(e.level for e in events)
     result = {
