@@ -2,7 +2,9 @@
 
 Transfer is two phases (Fig. 3): (a) pre-train E_a, E_d and H on paired events with
 MSE + MSE + lambda ED; (b) keep E_d and H and fine-tune them on DAS alone. Each phase keeps the
-weights of its best validation epoch ("the checkpoint with the lowest validation loss").
+weights of its best validation epoch ("the checkpoint with the lowest validation loss"), judged
+by the MSE of the DAS prediction: pre-training's total loss is mostly lambda x ED, which in eval
+mode (BatchNorm's running statistics) is lowest after the first epoch, before anything is learnt.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def fit_regressor(
         pair = CrossModalModel(train.accel.shape[1], train.das.shape[1], bins, cfg.arch, cfg.ed_features)
         history["pretrain"], _ = _phase(
             pair, _loader(train, "das", cfg, True, paired=True), _loader(val, "das", cfg, False, paired=True),
-            cfg, cfg.epochs, "val/neg_loss", out / "pretrain", progress,
+            cfg, cfg.epochs, "val/neg_mse", out / "pretrain", progress,
         )  # fmt: skip
         net, epochs = pair.das_regressor(), cfg.finetune_epochs
         phase_cfg = cfg.model_copy(update={"lr": cfg.finetune_lr, "lr_min": min(cfg.lr_min, cfg.finetune_lr)})
