@@ -19,7 +19,7 @@ def demo(tmp_path_factory):
 
 def test_demo_writes_report_and_matches_truth(demo):
     tmp_path, report = demo
-    assert {p.name for p in tmp_path.iterdir()} == {"overlay.png", "risk_map.png", "report.json", "scenes", "clip", "surface", "fasteners"}
+    assert {p.name for p in tmp_path.iterdir()} == {"overlay.png", "risk_map.png", "report.json", "scenes", "clip", "surface", "fasteners", "vibration"}
     assert json.loads((tmp_path / "report.json").read_text())["objects"] == report["objects"]
     assert Image.open(tmp_path / "overlay.png").size == (1920, 1080)
     assert sum(r["ego"] for r in report["rails"]) == 2
@@ -73,3 +73,17 @@ def test_demo_fastener_model_flags_the_defective_crops(demo):
     assert {c["kind"] for c in scores["crops"]} == {"normal", "broken_clip", "missing_bolt", "occlusion"}
     assert all(0 <= c["A"] <= 1 for c in scores["crops"])
     assert 0 <= fasteners["auc_shown"] <= 1 and fasteners["validation"]["val/auc"] > 0, fasteners
+
+
+def test_demo_vibration_models_score_unseen_hammer_tests(demo):
+    from railwatch.vibration.hammer_io import read_hammer_h5
+
+    tmp_path, report = demo
+    folder = tmp_path / "vibration"
+    assert len(read_hammer_h5(folder / "hammer.h5")) == report["vibration"]["events"] == 96
+    for name in ("accel", "transfer"):
+        assert (folder / f"{name}_lime_bars.png").is_file() and (folder / f"{name}_lime_spectra.png").is_file()
+        model = report["vibration"]["models"][name]
+        assert len(model["scores"]) == 19 and all(0 <= s["ffi"] <= 3 for s in model["scores"])
+        assert 0 < model["lime_share_100_120_hz"] < 1
+    assert report["vibration"]["models"]["accel"]["test"]["accuracy"] >= 0.6  # the accelerometer model has learnt

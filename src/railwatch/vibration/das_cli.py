@@ -119,7 +119,7 @@ def _monitor_settings(config: Optional[Path], predictor, section_m, trigger, chu
 def monitor(
     path: PathArgument,
     checkpoint: Annotated[
-        Path, typer.Option("--checkpoint", help="FFI model from `railwatch vibration train` that reads DAS spectra.")
+        Path, typer.Option("--checkpoint", "-c", help="FFI model from `railwatch vibration train` that reads DAS spectra.")
     ],
     out: Annotated[Path, typer.Option("--out", help="Events as JSON lines (written atomically).")] = Path("events.jsonl"),
     section_m: Annotated[
