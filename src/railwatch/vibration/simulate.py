@@ -121,7 +121,9 @@ def _plane(config: HammerConfig, plane: str) -> _Plane:
     )
 
 
-def _springs(config: HammerConfig, plane: _Plane, condition: int, scatter: np.ndarray, severity: np.ndarray | None = None) -> np.ndarray:
+def _springs(
+    config: HammerConfig, plane: _Plane, condition: int, scatter: np.ndarray, severity: np.ndarray | None = None
+) -> np.ndarray:
     """Each fastener's stiffness in one plane (N/m) under ``condition``, times ``scatter``.
 
     ``severity`` scales each loose clip's loose factor (how loose it is; capped at tight).
@@ -242,9 +244,11 @@ def simulate_event(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One hammer blow under ``condition``: accelerations ``(5, 3, samples)`` (x, y, z in m/s^2) and DAS ``(6, samples)``.
 
-    Per event: each fastener's stiffness scatters by ``stiffness_scatter``; the damping ratio,
-    the half-sine pulse's duration and peak force, its lateral share (the vertical plane gets the
-    rest) and the impact time (in the second half of the pre-trigger) are drawn from their ranges.
+    Per event and plane: each fastener's stiffness scatters by ``stiffness_scatter``, all of them
+    together by ``stiffness_drift``, and each loose clip's loose factor by ``loose_spread``. Per
+    event: the damping ratio, the half-sine pulse's duration and peak force, its lateral share (the
+    vertical plane gets the rest) and the impact time (in the second half of the pre-trigger) are
+    drawn from their ranges.
     The response is computed on the rfft grid of a record zero-padded to at least twice its
     length (so the decaying response does not wrap round), then cropped.
     """
