@@ -19,7 +19,7 @@ def demo(tmp_path_factory):
 
 def test_demo_writes_report_and_matches_truth(demo):
     tmp_path, report = demo
-    assert {p.name for p in tmp_path.iterdir()} == {"overlay.png", "risk_map.png", "report.json", "scenes", "clip", "surface", "fasteners", "vibration"}
+    assert {p.name for p in tmp_path.iterdir()} == {"overlay.png", "risk_map.png", "report.json", "scenes", "clip", "surface", "fasteners", "vibration", "service"}
     assert json.loads((tmp_path / "report.json").read_text())["objects"] == report["objects"]
     assert Image.open(tmp_path / "overlay.png").size == (1920, 1080)
     assert sum(r["ego"] for r in report["rails"]) == 2
@@ -87,3 +87,25 @@ def test_demo_vibration_models_score_unseen_hammer_tests(demo):
         assert len(model["scores"]) == 19 and all(0 <= s["ffi"] <= 3 for s in model["scores"])
         assert 0 < model["lime_share_100_120_hz"] < 1
     assert report["vibration"]["models"]["accel"]["test"]["accuracy"] >= 0.6  # the accelerometer model has learnt
+
+
+def test_demo_stores_every_module_and_writes_the_report(demo):
+    from railwatch.service.store import EventStore, default_url
+
+    tmp_path, report = demo
+    data = tmp_path / "service"
+    html = (data / "reports" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4 and "https://" not in html
+    store = EventStore(default_url(data))
+    try:
+        runs = store.runs()
+        assert sorted(r["module"] for r in runs) == ["fasteners", "intrusion", "surface", "vibration"]
+        assert all(r["status"] == "done" for r in runs)
+        counts = report["service"]["events"]
+        assert counts["fasteners"] == 12 and counts["vibration"] == 3 and counts["surface"] >= 1 and counts["intrusion"] >= 1
+        assert sum(counts.values()) == store.count_events()
+        das = store.events(module="vibration")
+        planted = [7.0 + 2.0 * (channel + 2.5) / 1000 for channel in (30, 90, 150)]  # the middle of six 2 m channels
+        assert [e["chainage_km"] for e in das] == pytest.approx(planted, abs=0.008)
+    finally:
+        store.close()

@@ -17,6 +17,8 @@ from railwatch.config import dump_yaml
 from railwatch.data.cli import app as data_app
 from railwatch.fasteners.cli import app as fasteners_app
 from railwatch.intrusion.cli import app as intrusion_app
+from railwatch.service.report_cli import register as register_report
+from railwatch.service.serve_cli import register as register_serve
 from railwatch.surface.cli import app as surface_app
 from railwatch.vibration.cli import app as vibration_app
 
@@ -32,6 +34,8 @@ app.add_typer(intrusion_app, name="intrusion")
 app.add_typer(surface_app, name="surface")
 app.add_typer(fasteners_app, name="fasteners")
 app.add_typer(vibration_app, name="vibration")
+register_serve(app)
+register_report(app)
 app.add_typer(data_app, name="data")
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")

@@ -10,7 +10,9 @@ intrusion pipeline, :mod:`railwatch.demo_surface` trains a small rail-surface de
 segmenter and segments strips it has not seen, and :mod:`railwatch.demo_fasteners` trains a
 small fastener KD-GAN on normal crops and scores unseen crops with Grad-CAM heatmaps, and
 :mod:`railwatch.demo_vibration` simulates hammer tests, trains the accelerometer and transfer
-FFI models, scores unseen blows and explains them with segment-LIME.
+FFI models, scores unseen blows and explains them with segment-LIME. Last,
+:mod:`railwatch.demo_service` submits each module's input as a service job, stores the events
+in a database and writes the HTML report.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from railwatch.data.rail_masks import RailMaskScene, SceneObject, Track, render_
 from railwatch.demo_clip import run_clip_demo
 from railwatch.demo_fasteners import run_fasteners_demo
 from railwatch.demo_scenes import grade_at_true_feet, run_scene_demo
+from railwatch.demo_service import run_service_demo
 from railwatch.demo_surface import run_surface_demo
 from railwatch.demo_vibration import run_vibration_demo
 from railwatch.imageio import write_image, write_text
@@ -114,6 +117,7 @@ def run_demo(out: Path, seed: int = 7, config: RailwatchConfig | None = None) ->
     report["surface"] = run_surface_demo(out / "surface", seed=seed)
     report["fasteners"] = run_fasteners_demo(out / "fasteners", seed=seed)
     report["vibration"] = run_vibration_demo(out / "vibration", seed=seed)
+    report["service"] = run_service_demo(out / "service", out, seed=seed)
     write_text(json.dumps(report, indent=2), out / "report.json")
     return report
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from railwatch.cli_support import console
 from railwatch.config import FastenerModelConfig, FastenerTrainConfig
@@ -22,7 +23,7 @@ from railwatch.fasteners.explain import gradcam, heatmap_overlay, write_heatmaps
 from railwatch.fasteners.infer import FastenerDetector
 from railwatch.fasteners.scoring import detection_scores
 from railwatch.fasteners.train import fit_fasteners
-from railwatch.imageio import write_text
+from railwatch.imageio import write_image, write_text
 from railwatch.training import cpu_precision, quiet_lightning
 
 SMALL = FastenerModelConfig(
@@ -81,6 +82,8 @@ def run_fasteners_demo(out: Path, steps: int = 300, seed: int = 7) -> dict[str, 
     _figure(shown, detector.reconstruct(shown), heat, scores, flagged, out / "heatmaps.png")
     names = [source.replace("#", "_").replace("/", "_") for source in shown.sources]  # e.g. test_9_occlusion_2
     write_heatmaps(detector, shown.images, names, out / "crops", heat)
+    for name, image in zip(names, shown.images):  # the unseen crops as files, for the service part of the demo
+        write_image(Image.fromarray(image), out / "shown" / f"{name}.png")
     auc = detection_scores(raw, shown.labels, 0.0).auc
     verdicts = [
         {"crop": src, "kind": kind, "A": float(a), "anomalous": bool(f)}
