@@ -94,6 +94,10 @@ def test_bad_requests_get_clear_4xx(tmp_path, das_model):
         assert submit(client, small, options="[1]").json()["detail"] == "options must be a JSON object"
         too_big = submit(client, path)
         assert too_big.status_code == 413 and "larger than 0.05 MB" in too_big.json()["detail"]
+        uploads = client.app.state.data_dir / "uploads"
+        assert not uploads.exists() or not any(uploads.iterdir())  # the refused upload left nothing behind
+        two = [("files", ("a.h5", b"x")), ("files", ("b.h5", b"y"))]
+        assert client.post("/api/jobs", data={"module": "vibration"}, files=two).json()["detail"] == "vibration takes one file, got 2"
         bad = client.post("/api/jobs", data={"module": "vibration"}, files=[("files", ("../../etc/x.h5", b"x"))])
         assert bad.status_code == 400 and "bad file name" in bad.json()["detail"]
         assert client.get("/api/jobs/nope").status_code == 404

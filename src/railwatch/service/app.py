@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +30,8 @@ from railwatch.service.store import EventStore, default_url
 DASHBOARD = Path(__file__).parent / "static" / "dashboard.html"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,200}$")
 CHUNK = 1 << 20
+SINGLE_FILE = ("surface", "vibration")
+"""Modules whose job reads one file (a rail image, a DAS recording); the others take one or more."""
 
 
 def _safe_name(name: str | None) -> str:
@@ -37,6 +40,18 @@ def _safe_name(name: str | None) -> str:
     if "/" in base or "\\" in base or ".." in base or not SAFE_NAME.match(base):
         raise HTTPException(400, f"bad file name {name!r}: use letters, digits, '.', '_', '-' and spaces")
     return base
+
+
+async def _save_uploads(files: list[UploadFile], names: list[str], folder: Path, limit: int, limit_mb: float) -> None:
+    """Write the uploads into ``folder`` in chunks; a 413 as soon as they pass ``limit`` bytes together."""
+    total = 0
+    for upload, name in zip(files, names):
+        with open(folder / name, "wb") as handle:
+            while chunk := await upload.read(CHUNK):
+                total += len(chunk)
+                if total > limit:
+                    raise HTTPException(413, f"upload larger than {limit_mb:g} MB")
+                handle.write(chunk)
 
 
 def create_app(
@@ -106,16 +121,15 @@ def create_app(
         names = [_safe_name(f.filename) for f in files]
         if len(set(names)) != len(names):
             raise HTTPException(400, "two uploaded files have the same name")
+        if module in SINGLE_FILE and len(names) != 1:
+            raise HTTPException(422, f"{module} takes one file, got {len(names)}")
         folder = data_dir / "uploads" / uuid.uuid4().hex
         folder.mkdir(parents=True)
-        total = 0
-        for upload, name in zip(files, names):
-            with open(folder / name, "wb") as handle:
-                while chunk := await upload.read(CHUNK):
-                    total += len(chunk)
-                    if total > limit:
-                        raise HTTPException(413, f"upload larger than {max_upload_mb:g} MB")
-                    handle.write(chunk)
+        try:
+            await _save_uploads(files, names, folder, limit, max_upload_mb)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # nothing half-written stays behind
+            raise
         target = folder / names[0] if len(names) == 1 and module != "fasteners" else folder
         job_id = pool.submit(module, target.relative_to(data_dir).as_posix(), parsed, line_id, chainage_km)
         return {"job": job_id, "status": "queued", "poll": f"/api/jobs/{job_id}"}
