@@ -18,8 +18,6 @@ import base64
 import html
 import io
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from railwatch.errors import InputError
+from railwatch.imageio import write_text
 
 MODULES: tuple[str, ...] = ("fasteners", "surface", "vibration", "intrusion")
 """The modules in the order the report shows them."""
@@ -491,22 +490,6 @@ def render_report(
     )
 
 
-def write_atomic(text: str, out: Path) -> Path:
-    """Write ``text`` to ``out`` through a temporary file in the same folder and ``os.replace``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
-
-
 def write_report(
     store: Any, data_dir: Path, run_ids: list[str], out: Path, max_pictures: int = DEFAULT_MAX_PICTURES
 ) -> Path:
@@ -529,4 +512,4 @@ def write_report(
         raise InputError(f"max_pictures must be 0 or more, got {max_pictures}")
     runs = resolve_runs(store, run_ids)
     events_by_run = {run["id"]: run_events(store, run["id"]) for run in runs}
-    return write_atomic(render_report(runs, events_by_run, Path(data_dir), max_pictures), Path(out))
+    return write_text(render_report(runs, events_by_run, Path(data_dir), max_pictures), Path(out))

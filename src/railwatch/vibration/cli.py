@@ -26,6 +26,7 @@ from railwatch.cli_support import (
     training_overrides,
 )
 from railwatch.errors import InputError
+from railwatch.imageio import write_text
 from railwatch.vibration.das_cli import register as register_das_commands
 
 app = typer.Typer(help="Loose-fastener detection from accelerometer and DAS spectra (paper 001).", no_args_is_help=True)
@@ -93,7 +94,7 @@ def train(
     console.print(f"training the {cfg.modality} regressor on split {split} of {len(spectra)} events ({dataset.site} site) -> {out}")
     result = train_vibration(spectra, cfg, out, split, meta={"data": str(data), "site": dataset.site}, progress=not quiet)
     print_ffi_metrics({"test": result.test}, f"{cfg.modality}: test part of split {split}")
-    (out / "metrics.json").write_text(json.dumps({"val": result.metrics, "test": result.test}, indent=2))
+    write_text(json.dumps({"val": result.metrics, "test": result.test}, indent=2), out / "metrics.json")
     console.print(f"checkpoint: {result.checkpoint}; logs: {result.log_dir}")
 
 
@@ -133,9 +134,7 @@ def predict(
         for i, (v, t) in enumerate(zip(ffi, dataset.ffi))
     ]
     if out is not None:
-        from railwatch.imageio import _atomic_write
-
-        _atomic_write(out, lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in rows)))
+        write_text("".join(json.dumps(r) + "\n" for r in rows), out)
     if as_json:
         print_json(rows)
         return
@@ -183,7 +182,7 @@ def explain(
         "events": picks.tolist(), "ffi": levels.tolist(), "band_edges_hz": contrib.edges.tolist(), "channels": names,
         "contributions": contrib.values.tolist(), "share_100_120_hz": share.tolist(),
     }  # fmt: skip
-    (out / "contributions.json").write_text(json.dumps(report, indent=1))
+    write_text(json.dumps(report, indent=1), out / "contributions.json")
     console.print(f"wrote {bars} and {shaded}; share of |contribution| in 100-120 Hz: {np.mean(share):.1%}")
 
 
