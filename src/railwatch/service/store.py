@@ -241,11 +241,15 @@ class EventStore:
                 values["report_path"] = report_path
             session.execute(update(RUNS).where(RUNS.c.id == run_id).values(**values))
 
+    def _one(self, table, key: str, as_dict) -> dict | None:
+        """The row of ``table`` whose id is ``key``, as a dict, or None."""
+        with self._read_session() as session:
+            row = session.execute(select(table).where(table.c.id == key)).first()
+        return None if row is None else as_dict(row)
+
     def get_run(self, run_id: str) -> dict | None:
         """The run as a dict, or None."""
-        with self._read_session() as session:
-            row = session.execute(select(RUNS).where(RUNS.c.id == run_id)).first()
-        return None if row is None else run_dict(row)
+        return self._one(RUNS, run_id, run_dict)
 
     def runs(self, module: str | None = None, limit: int = 100) -> list[dict]:
         """The newest runs first, of one module or all."""
@@ -448,9 +452,7 @@ class EventStore:
 
     def get_job(self, job_id: str) -> dict | None:
         """The job as a dict, or None."""
-        with self._read_session() as session:
-            row = session.execute(select(JOBS).where(JOBS.c.id == job_id)).first()
-        return None if row is None else job_dict(row)
+        return self._one(JOBS, job_id, job_dict)
 
     def jobs(self, status: str | None = None, limit: int = 100) -> list[dict]:
         """The newest jobs first, of one status or all."""
