@@ -36,7 +36,7 @@ from common import write_report
 
 from railwatch.config import LimeConfig, VibrationTrainConfig
 from railwatch.vibration.data import SpectraSet, numbered_split, spectra_set
-from railwatch.vibration.infer import load_predictor
+from railwatch.vibration.infer import VibrationPredictor, load_predictor
 from railwatch.vibration.lime import explain_bands
 from railwatch.vibration.metrics import METRICS, ffi_metrics
 from railwatch.vibration.simulate import SITES, simulate_hammer_tests
@@ -51,9 +51,8 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def lime_share(checkpoint: Path, spectra: np.ndarray, freqs: np.ndarray, cfg: LimeConfig) -> float:
+def lime_share(predictor: VibrationPredictor, spectra: np.ndarray, freqs: np.ndarray, cfg: LimeConfig) -> float:
     """Mean share of |LIME contribution| in 100-120 Hz over ``spectra``."""
-    predictor = load_predictor(checkpoint)
     return float(np.mean(explain_bands(predictor.net, spectra, freqs, cfg).share(100.0, 120.0)))
 
 
@@ -73,8 +72,8 @@ def run_split(
         entry = {"training_site": result.test, "other_site": other, "train_s": round(time.perf_counter() - started, 1)}
         if modality != "accel":
             lime_cfg = LimeConfig(samples=args.lime_samples)
-            entry["lime_100_120_training"] = lime_share(result.checkpoint, train_site.das[lime_idx], train_site.freqs, lime_cfg)
-            entry["lime_100_120_other"] = lime_share(result.checkpoint, other_site.das[: args.lime_events * 4 : 4], other_site.freqs, lime_cfg)
+            entry["lime_100_120_training"] = lime_share(predictor, train_site.das[lime_idx], train_site.freqs, lime_cfg)
+            entry["lime_100_120_other"] = lime_share(predictor, other_site.das[: args.lime_events * 4 : 4], other_site.freqs, lime_cfg)
         row[modality] = entry
         print(
             f"split {split} {modality:8s}: training site acc {result.test['accuracy']:.3f} mse {result.test['mse']:.2e} | "

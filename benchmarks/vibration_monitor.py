@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from railwatch.config import MonitorSettings
 from railwatch.vibration.infer import load_predictor
 from railwatch.vibration.monitor import MonitorSummary, monitor
 from railwatch.vibration.simulate import simulate_hammer_tests
@@ -43,7 +42,7 @@ def monitor_throughput(checkpoint: Path, seconds: float, length_m: float = 10_00
     predictor = load_predictor(checkpoint)
     fibre, planted = planted_fibre(seconds, length_m)
     summary = MonitorSummary("simulated fibre")
-    settings = MonitorSettings(window_s=predictor.window_s, max_freq=predictor.max_freq, points=predictor.channels)
+    settings = predictor.monitor_settings()
     started = time.perf_counter()
     events = list(monitor(fibre.chunks(), predictor.predict_spectra, settings, summary))
     total = time.perf_counter() - started

@@ -23,7 +23,6 @@ from railwatch.vibration.figures import channel_names, condition_spectra_figure,
 from railwatch.vibration.hammer_io import write_hammer_h5
 from railwatch.vibration.infer import load_predictor
 from railwatch.vibration.lime import explain_bands
-from railwatch.vibration.metrics import ffi_metrics
 from railwatch.vibration.simulate import simulate_hammer_tests
 from railwatch.vibration.train import predict_scaled, train_vibration
 
@@ -64,7 +63,7 @@ def run_vibration_demo(out: Path, seed: int = 7, epochs: int = 40) -> dict[str, 
             "test": result.test, "lime_share_100_120_hz": share,
             "scores": [{"ffi": round(3 * float(s), 3), "true_ffi": int(t)} for s, t in zip(scaled, test.ffi)],
         }  # fmt: skip
-        m = ffi_metrics(scaled, test.ffi)
+        m = result.test  # the same held-out blows: split 0's test part
         console.print(
             f"  {modality:8s} model: {len(test)} unseen blows, accuracy {m['accuracy']:.0%}, MSE {m['mse']:.2e}, "
             f"LIME share of 100-120 Hz {share:.0%}"

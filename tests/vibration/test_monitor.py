@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from railwatch.cli import app
 from railwatch.errors import InputError
 from railwatch.vibration.dasio import chunk_count, iter_chunks, read_das
+from railwatch.vibration.infer import VibrationPredictor
 from railwatch.vibration.monitor import MonitorEvent, MonitorSettings, MonitorSummary, monitor, write_events
 from railwatch.vibration.spectra import frequency_grid
 from railwatch.vibration.stream import SimulatedFibre
@@ -225,7 +226,8 @@ def test_low_rate_and_short_files_are_noted():
 class FakePredictor:
     """Stands in for a trained DAS model: the API of railwatch.vibration.infer.VibrationPredictor."""
 
-    reads, channels, window_s, max_freq = "das", 6, 0.2, 500.0
+    reads, channels, window_s, max_freq, path = "das", 6, 0.2, 500.0, Path("model.pt")
+    monitor_settings = VibrationPredictor.monitor_settings
 
     def predict_spectra(self, spectra: np.ndarray) -> np.ndarray:
         assert spectra.shape[1:] == (6, len(frequency_grid()))

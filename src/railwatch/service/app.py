@@ -86,6 +86,14 @@ def create_app(
 
     api = [Depends(authorised)]
 
+    @app.middleware("http")
+    async def refuse_large_bodies(request: Request, call_next):
+        """Refuse a body by its declared length before it is read; undeclared lengths are counted as uploads are saved."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return JSONResponse({"detail": f"upload larger than {max_upload_mb:g} MB"}, status_code=413)
+        return await call_next(request)
+
     @app.exception_handler(RailwatchError)
     async def _input_error(request: Request, err: RailwatchError) -> JSONResponse:
         status = 503 if isinstance(err, QueueFull) else 400
@@ -101,7 +109,6 @@ def create_app(
 
     @app.post("/api/jobs", status_code=202, dependencies=api)
     async def submit(
-        request: Request,
         module: Annotated[str, Form(description="fasteners, surface, vibration or intrusion")],
         files: Annotated[list[UploadFile], File(description="an image, the crops of a folder, a video or a DAS file")],
         line_id: Annotated[str | None, Form(max_length=64)] = None,
@@ -110,8 +117,6 @@ def create_app(
     ) -> dict[str, Any]:
         if module not in RUNNERS:
             raise HTTPException(422, f"unknown module {module!r}; known: {', '.join(RUNNERS)}")
-        if int(request.headers.get("content-length") or 0) > limit:
-            raise HTTPException(413, f"upload larger than {max_upload_mb:g} MB")
         try:
             parsed = json.loads(options)
         except json.JSONDecodeError as err:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -108,17 +108,16 @@ def run_surface(job: JobContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 def run_vibration(job: JobContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Stream a DAS recording through the monitor; one event per impact with its FFI."""
-    from railwatch.config import MonitorSettings
     from railwatch.vibration.dasio import iter_chunks, read_das
     from railwatch.vibration.infer import load_predictor
     from railwatch.vibration.monitor import MonitorSummary, monitor
 
     predictor = load_predictor(job.model("vibration"))
     record = read_das(job.input_path)
-    settings = MonitorSettings(window_s=predictor.window_s, max_freq=predictor.max_freq, points=predictor.channels)
+    settings = predictor.monitor_settings()
     summary = MonitorSummary(job.input_path.name)
     found = list(monitor(iter_chunks(record, chunk_s=settings.chunk_s), predictor.predict_spectra, settings, summary, job.input_path.name))
-    start = _as_utc(record.start)
+    start = None if record.start is None else record.start.astype("datetime64[us]").item().replace(tzinfo=timezone.utc)
     events = []
     for e in found:
         chainage = None if job.chainage_km is None else job.chainage_km + e.distance_m / 1000.0
@@ -158,13 +157,6 @@ def run_intrusion(job: JobContext) -> tuple[list[dict[str, Any]], dict[str, Any]
             "picture": job.relative(picture) if picture.is_file() else None,
         })  # fmt: skip
     return events, {k: summary[k] for k in ("frames", "events", "events_per_level") if k in summary}
-
-
-def _as_utc(start) -> datetime | None:
-    if start is None:
-        return None
-    seconds = (start - start.astype("datetime64[s]")).astype("timedelta64[us]").astype(int) / 1e6
-    return datetime.fromtimestamp(start.astype("datetime64[s]").astype(int), tz=timezone.utc) + timedelta(seconds=seconds)
 
 
 RUNNERS: dict[str, Runner] = {"fasteners": run_fasteners, "surface": run_surface, "vibration": run_vibration, "intrusion": run_intrusion}

@@ -107,7 +107,7 @@ def eval_(data: DataArgument, checkpoint: CheckpointOption, as_json: JsonOption 
 
     predictor = load_predictor(checkpoint)
     dataset = _read(data)
-    ffi = predictor.predict_spectra(predictor.dataset_spectra(dataset, str(data)), normalise=False)
+    ffi = predictor.predict_dataset(dataset, str(data))
     metrics = ffi_metrics(ffi / 3.0, dataset.ffi)
     if as_json:
         print_json({"data": str(data), "site": dataset.site, "events": len(dataset), "modality": predictor.modality, **metrics})
@@ -128,7 +128,7 @@ def predict(
 
     predictor = load_predictor(checkpoint)
     dataset = _read(data)
-    ffi = predictor.predict_spectra(predictor.dataset_spectra(dataset, str(data)), normalise=False)
+    ffi = predictor.predict_dataset(dataset, str(data))
     rows = [
         {"event": i, "ffi": round(float(v), 4), "loose_clips": int(np.clip(np.rint(v), 0, 3)), "true_ffi": int(t)}
         for i, (v, t) in enumerate(zip(ffi, dataset.ffi))

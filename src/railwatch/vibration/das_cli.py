@@ -112,8 +112,7 @@ def inspect(
 def _monitor_settings(config: Optional[Path], predictor, section_m, trigger, chunk_s):
     """``vibration.monitor`` of ``--config`` with the flags on top, and the model's window, band and points."""
     flags = {"section_m": section_m, "trigger": trigger, "chunk_s": chunk_s}
-    model = {"window_s": predictor.window_s, "max_freq": predictor.max_freq, "points": predictor.channels}
-    return settings(config, {f"vibration.monitor.{k}": v for k, v in (flags | model).items()}).vibration.monitor
+    return predictor.monitor_settings(settings(config, {f"vibration.monitor.{k}": v for k, v in flags.items()}).vibration.monitor)
 
 
 def monitor(

@@ -45,15 +45,26 @@ class SpectraSet:
         return self.das
 
 
+def modality_records(dataset, reads: str, accelerometer: int = 2, source: str = "data") -> np.ndarray:
+    """The records one model reads: the three axes of accelerometer ``accelerometer`` ``(events, 3, samples)``, or the DAS points."""
+    if reads == "das":
+        return dataset.das
+    if dataset.accel is None or not dataset.accel.size:
+        raise InputError(f"{source}: holds no accelerometer records")
+    if not 0 <= accelerometer < dataset.accel.shape[1]:
+        raise InputError(f"{source}: no accelerometer {accelerometer}; it holds {dataset.accel.shape[1]} (0-based)")
+    return dataset.accel[:, accelerometer]
+
+
 def spectra_set(dataset, accelerometer: int = 2, window_s: float = 0.2, max_freq: float = 500.0, source: str = "data") -> SpectraSet:
     """Spectra of every event of a :class:`~railwatch.vibration.simulate.HammerDataset`, peak-normalised per event."""
-    accel = None
-    if dataset.accel is not None and dataset.accel.size:
-        if not 0 <= accelerometer < dataset.accel.shape[1]:
-            raise InputError(f"{source}: no accelerometer {accelerometer}; it holds {dataset.accel.shape[1]} (0-based)")
-        accel = event_spectra(dataset.accel[:, accelerometer], dataset.fs, window_s, max_freq, source=f"{source}: accel")
-    das = event_spectra(dataset.das, dataset.fs, window_s, max_freq, source=f"{source}: das")
-    return SpectraSet(das, accel, np.asarray(dataset.ffi, np.int64), np.asarray(dataset.condition, np.int64), frequency_grid(window_s, max_freq))
+
+    def spectra(reads: str) -> np.ndarray:
+        records = modality_records(dataset, reads, accelerometer, source)
+        return event_spectra(records, dataset.fs, window_s, max_freq, source=f"{source}: {reads}")
+
+    accel = spectra("accel") if dataset.accel is not None and dataset.accel.size else None
+    return SpectraSet(spectra("das"), accel, np.asarray(dataset.ffi, np.int64), np.asarray(dataset.condition, np.int64), frequency_grid(window_s, max_freq))
 
 
 def random_split(n: int, proportions: tuple[float, float, float], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -6,13 +6,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
 from railwatch.checkpoint import load_checkpoint
-from railwatch.config import VibrationModelConfig
+from railwatch.config import MonitorSettings, VibrationModelConfig
 from railwatch.errors import InputError
+from railwatch.vibration.data import modality_records
 from railwatch.vibration.model import MAX_FFI, FFIRegressor
 from railwatch.vibration.spectra import event_spectra, frequency_grid, normalise_peak
 from railwatch.vibration.train import TASK, predict_scaled
+from railwatch.yamlfile import first_validation_error
 
 
 @dataclass
@@ -44,23 +47,30 @@ class VibrationPredictor:
         if spectra.ndim != 3 or spectra.shape[1:] != want:
             raise InputError(f"{source}: spectra of shape {spectra.shape}, the model reads (events, {want[0]}, {want[1]})")
 
-    def predict_spectra(self, spectra: np.ndarray, normalise: bool = True) -> np.ndarray:
-        """FFI (0..3, continuous) for ``(events, channels, bins)`` magnitude spectra."""
+    def predict_spectra(self, spectra: np.ndarray) -> np.ndarray:
+        """FFI (0..3, continuous) for ``(events, channels, bins)`` magnitude spectra (peak-normalised here)."""
         self.check_spectra(spectra)
-        x = normalise_peak(spectra) if normalise else spectra.astype(np.float32)
-        return predict_scaled(self.net, x) * MAX_FFI
+        return predict_scaled(self.net, normalise_peak(spectra)) * MAX_FFI
 
     def dataset_spectra(self, dataset, source: str = "data") -> np.ndarray:
         """The model's input spectra of every event of a hammer-test data set (peak-normalised)."""
-        if self.reads == "accel":
-            if dataset.accel is None:
-                raise InputError(f"{source}: holds no accelerometer records, the model reads accelerometers")
-            records = dataset.accel[:, self.accelerometer]
-        else:
-            records = dataset.das
+        records = modality_records(dataset, self.reads, self.accelerometer, source)
         spectra = event_spectra(records, dataset.fs, self.window_s, self.max_freq, source=f"{source}: {self.reads}")
         self.check_spectra(spectra, source)
         return spectra
+
+    def predict_dataset(self, dataset, source: str = "data") -> np.ndarray:
+        """FFI (0..3, continuous) of every event of a hammer-test data set."""
+        return self.predict_spectra(self.dataset_spectra(dataset, source))
+
+    def monitor_settings(self, base: MonitorSettings | None = None) -> MonitorSettings:
+        """``base`` (or the defaults) with this model's window, band and sensing points, for the DAS monitor."""
+        model = {"window_s": self.window_s, "max_freq": self.max_freq, "points": self.channels}
+        try:
+            return MonitorSettings.model_validate((base or MonitorSettings()).model_dump() | model)
+        except ValidationError as err:
+            where, what = first_validation_error(err)
+            raise InputError(f"{self.path}: the model's window does not fit the monitor settings: {where}: {what}") from None
 
 
 def load_predictor(path: str | Path) -> VibrationPredictor:

@@ -29,24 +29,23 @@ class FFITask(L.LightningModule):
         self.paired = isinstance(net, CrossModalModel)
         self._val: list[tuple[Tensor, Tensor, Tensor]] = []
 
-    def _losses(self, batch) -> dict[str, Tensor]:
+    def _losses(self, batch) -> tuple[dict[str, Tensor], Tensor]:
+        """The loss terms, and the DAS (or single-modality) prediction they were computed from."""
         if self.paired:
             accel, das, target = batch
-            return pretrain_loss(*self.net(accel, das), target, self.cfg.ed_weight)
+            pred_a, pred_d, tokens_a, tokens_d = self.net(accel, das)
+            return pretrain_loss(pred_a, pred_d, tokens_a, tokens_d, target, self.cfg.ed_weight), pred_d
         x, target = batch
-        return {"loss": nn.functional.mse_loss(self.net(x), target)}
+        pred = self.net(x)
+        return {"loss": nn.functional.mse_loss(pred, target)}, pred
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
-        losses = self._losses(batch)
+        losses, _ = self._losses(batch)
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, on_step=True, on_epoch=False)
         return losses["loss"]
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        losses = self._losses(batch)
-        if self.paired:
-            pred = self.net.das(batch[1])
-        else:
-            pred = self.net(batch[0])
+        losses, pred = self._losses(batch)
         self._val.append((pred.float().cpu(), batch[-1].cpu(), losses["loss"].detach().float().cpu() * len(pred)))
 
     def on_validation_epoch_end(self) -> None:

@@ -17,6 +17,9 @@ long the stream.
 An onset is decided once its window has fully arrived, in exactly one chunk: events cut by the end
 of a chunk are completed with the next one, and those whose window runs past the end of the
 stream are counted as skipped.
+
+Written by hand: STA/LTA triggers in the seismology libraries (ObsPy's, for one) run over one
+whole trace at a time; this one carries its state from chunk to chunk over every channel at once.
 """
 
 from __future__ import annotations
