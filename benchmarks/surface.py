@@ -15,8 +15,11 @@ Nothing is asserted; run from the repository root::
 
     .venv/bin/python benchmarks/surface.py [--steps 600] [--folds 5] [--types type1,type2]
 
-Results go to ``benchmarks/results/surface.json``, rewritten after every fold so a long run
-leaves what it has finished.
+Results go to ``benchmarks/results/surface.json``, rewritten after every fold. A run that stops
+(or is given a subset with ``--types``/``--models``) leaves what it finished, and the next run with
+the same budget picks up from there: folds already in ``--out`` are not trained again (``--fresh``
+starts over). The whole comparison is long on a CPU (FCN-8s takes seconds a step), so it can be
+run a piece at a time.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ from common import machine_info, write_report
 
 from railwatch.config import SurfaceTrainConfig
 from railwatch.data.surface_strips import RAIL_TYPES, write_rsdds
-from railwatch.surface.cv import ModelCV, cross_validate, tables_markdown
+from railwatch.surface.cv import FoldScores, ModelCV, cross_validate, tables_markdown
 from railwatch.surface.data import find_pairs, load_tiles
 
 DEFAULT_OUT = Path("benchmarks/results/surface.json")
 F1_BAR, IOU_BAR = 0.90, 0.80
+BUDGET_KEYS = ("strips", "folds", "steps", "batch_size", "lr", "lr_schedule", "lr_min", "precision")
+"""Settings that must match for folds of an earlier run to be reused."""
 
 
 def strips(work: Path, rail_type: str, count: int) -> Path:
@@ -45,6 +50,33 @@ def strips(work: Path, rail_type: str, count: int) -> Path:
     if not folder.is_dir() or len(list(folder.glob("*.jpg"))) != count:
         write_rsdds(root, rail_type, count, seed=0)
     return root
+
+
+def finished_folds(out: Path, settings: dict[str, Any]) -> tuple[dict[str, list[ModelCV]], dict[str, Any]]:
+    """The folds (per rail type) and data summary an earlier run with the same budget left in ``out``."""
+    try:
+        earlier = json.loads(out.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}, {}
+    if any(earlier.get("settings", {}).get(k) != settings[k] for k in BUDGET_KEYS):
+        print(f"{out} holds a run with another budget; starting over")
+        return {}, {}
+    results = {
+        rail_type: [ModelCV(r["model"], [FoldScores(**f) for f in r["folds"]]) for r in runs]
+        for rail_type, runs in earlier.get("results", {}).items()
+    }
+    return results, earlier.get("data", {})
+
+
+def missing_runs(results: dict[str, list[ModelCV]], folds: int) -> list[str]:
+    """``type model (k of n folds)`` for every network of the full comparison not yet run on every fold."""
+    missing = []
+    for rail_type in RAIL_TYPES:
+        runs = {r.model: len(r.folds) for r in results.get(rail_type, [])}
+        for name in (f"fcn-{rail_type}", "fcn-8s", "segnet"):
+            if runs.get(name, 0) < folds:
+                missing.append(f"{rail_type} {name} ({runs.get(name, 0)} of {folds} folds)")
+    return missing
 
 
 def verdict(rail_type: str, results: list[ModelCV]) -> list[str]:
@@ -72,17 +104,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600, help="Training steps of every network on every fold.")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of every network.")
+    parser.add_argument("--lr-schedule", default="cosine", choices=["constant", "cosine"],
+                        help="cosine anneals --lr to --lr-min over the budget (a constant 1e-3 diverges on some folds past 1000 steps).")
+    parser.add_argument("--lr-min", type=float, default=1e-5)
     parser.add_argument("--precision", default="bf16-mixed", help="Lightning precision (bf16-mixed uses AMX/AVX-512 on CPUs that have it).")
     parser.add_argument("--types", default="type1,type2")
     parser.add_argument("--models", default="fcn,fcn-8s,segnet", help="'fcn' means the FCN of each rail type.")
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--work", type=Path, default=Path("benchmarks/work/surface"))
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--fresh", action="store_true", help="Train every fold again instead of keeping those already in --out.")
     args = parser.parse_args()
     started = time.perf_counter()
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    results: dict[str, list[ModelCV]] = {}
-    data: dict[str, Any] = {}
+    results, data = ({}, {}) if args.fresh else finished_folds(args.out, settings)
 
     def save_partial() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -96,10 +131,14 @@ def main() -> None:
                            "defect_pixels": float(tiles.masks.mean())}  # fmt: skip
         cfg = SurfaceTrainConfig(
             rail_type=rail_type, folds=args.folds, max_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-            precision=args.precision, accelerator=args.accelerator, val_every_steps=args.steps,
+            lr_schedule=args.lr_schedule, lr_min=args.lr_min, precision=args.precision, accelerator=args.accelerator, val_every_steps=args.steps,
         )  # fmt: skip
         names = [f"fcn-{rail_type}" if m == "fcn" else m for m in args.models.split(",")]
-        results[rail_type] = []
+        results.setdefault(rail_type, [])
+        done = {r.model: [f.fold for f in r.folds] for r in results[rail_type]}
+        for name, folds in done.items():
+            if name in names and folds:
+                print(f"{rail_type} {name}: folds {folds} kept from {args.out}")
 
         def on_fold(name: str, scores: Any, rail_type: str = rail_type) -> None:
             print(f"{rail_type} {name} fold {scores.fold}: F1 {scores.f1:.3f} IoU {scores.iou:.3f} {scores.step_ms:.0f} ms/step", flush=True)
@@ -108,13 +147,17 @@ def main() -> None:
                 current = ModelCV(name)
                 results[rail_type].append(current)
             current.folds.append(scores)
+            current.folds.sort(key=lambda f: f.fold)
             save_partial()
 
-        cross_validate(tiles, names, cfg, args.work / "runs" / rail_type, progress=False, on_fold=on_fold)
+        cross_validate(tiles, names, cfg, args.work / "runs" / rail_type, progress=False, on_fold=on_fold, done=done)
 
     lines = [line for t, rs in results.items() for line in verdict(t, rs)]
+    missing = missing_runs(results, args.folds)
+    lines.append("still to run: " + "; ".join(missing) if missing else "complete: every network on every fold of both types")
     table = tables_markdown(results) + "\n" + "\n".join(lines)
-    write_report(args.out, "surface", settings, {"data": data, "results": {t: [r.to_dict() for r in rs] for t, rs in results.items()}}, table, started)
+    summary = {"data": data, "missing": missing, "results": {t: [r.to_dict() for r in rs] for t, rs in results.items()}}
+    write_report(args.out, "surface", settings, summary, table, started)
 
 
 if __name__ == "__main__":

@@ -401,7 +401,11 @@ class SurfaceTrainConfig(TrainingRun):
             the rail type (``fcn-type1`` or ``fcn-type2``).
         epochs: Passes over the training tiles (300 in the paper).
         batch_size: Tiles per step (16 in the paper).
-        lr: Adam learning rate (1e-4 in the paper), constant.
+        lr: Adam learning rate (1e-4 in the paper).
+        lr_schedule: ``"constant"`` keeps ``lr`` (the paper); ``"cosine"`` anneals it to
+            ``lr_min`` over the run, which lets a short run start at a higher rate without
+            diverging late.
+        lr_min: Final learning rate of the cosine schedule.
         tile_height: Rows per tile (100 in the paper); tiles span the image's full width.
         mask_threshold: Mask pixels above this value are defects (127 in the paper).
         val_fraction: Share of tiles held out for testing by ``train`` (10% in the paper).
@@ -419,6 +423,8 @@ class SurfaceTrainConfig(TrainingRun):
     epochs: int = Field(300, ge=1)
     batch_size: int = Field(16, ge=1)
     lr: float = Field(1e-4, gt=0)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    lr_min: float = Field(0.0, ge=0)
     tile_height: int = Field(100, ge=16)
     mask_threshold: int = Field(127, ge=0, le=254)
     val_fraction: float = Field(0.1, gt=0, lt=1)

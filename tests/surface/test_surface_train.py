@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -117,6 +118,35 @@ def test_cross_validation_trains_every_model_on_every_fold(strips, tmp_path):
     table = tables_markdown({"type2": results})
     assert "| type2 | segnet |" in table and "Subset 2" in table and "Table 7" in table
     assert all(0 <= f.f1 <= 1 and f.step_ms > 0 for r in results for f in r.folds)
+
+
+def test_cross_validation_skips_folds_already_done(strips, tmp_path):
+    tiles = load_tiles(find_pairs(strips, "type2"))
+    cfg = SurfaceTrainConfig(**TINY, folds=3, batch_size=4, max_steps=1)
+    seen = []
+    results = cross_validate(tiles, ["fcn-type2"], cfg, tmp_path, progress=False, on_fold=lambda m, s: seen.append(s.fold), done={"fcn-type2": [1, 3]})
+    assert seen == [2] and [f.fold for f in results[0].folds] == [2]
+    assert "| type2 | fcn-type2 | - | " in tables_markdown({"type2": results})  # folds 1 and 3 shown as not run here
+
+
+def test_cosine_schedule_anneals_the_learning_rate_to_its_floor(strips, tmp_path, monkeypatch):
+    from railwatch.surface.lightning import SurfaceSegmentationTask
+
+    tiles = load_tiles(find_pairs(strips, "type2"))
+    cfg = SurfaceTrainConfig(**(TINY | {"lr": 1e-3}), batch_size=4, max_steps=4, lr_schedule="cosine", lr_min=1e-5)
+    seen: list[float] = []
+    original = SurfaceSegmentationTask.on_train_batch_end
+
+    def record(task, *args):
+        seen.append(task.optimizers().param_groups[0]["lr"])
+        original(task, *args)
+
+    monkeypatch.setattr(SurfaceSegmentationTask, "on_train_batch_end", record)
+    fit_surface(tiles, np.arange(12), np.arange(12, 24), cfg, tmp_path, progress=False)
+    # the rate after each of the 4 steps: 1e-5 + (1e-3 - 1e-5) (1 + cos(pi t / 4)) / 2
+    expected = [1e-5 + (1e-3 - 1e-5) * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(1, 5)]
+    assert seen == pytest.approx(expected) and seen[-1] == pytest.approx(1e-5)
+    assert SurfaceTrainConfig().lr_schedule == "constant"  # the paper's constant rate stays the default
 
 
 def test_backbone_weights_come_from_a_local_vgg_file(tmp_path):

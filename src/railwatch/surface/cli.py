@@ -44,6 +44,10 @@ BackboneOption = Annotated[
     typer.Option("--backbone-weights", help="Local torchvision VGG state dict (vgg19 for the FCN) to start the encoder from."),
 ]
 TileHeightOption = Annotated[Optional[int], typer.Option("--tile-height", help="Rows per tile (100 in the paper).")]
+LrScheduleOption = Annotated[
+    Optional[str],
+    typer.Option("--lr-schedule", help="constant (the paper) or cosine: anneal --lr to surface.train.lr_min over the run."),
+]
 
 
 def _train_settings(config: Optional[Path], **flags: Any) -> SurfaceTrainConfig:
@@ -86,6 +90,7 @@ def train(
     max_steps: MaxStepsOption = None,
     batch_size: BatchSizeOption = None,
     lr: LrOption = None,
+    lr_schedule: LrScheduleOption = None,
     seed: SeedOption = None,
     accelerator: AcceleratorOption = None,
     devices: DevicesOption = None,
@@ -105,8 +110,8 @@ def train(
 
     cfg = _train_settings(
         config, rail_type=rail_type, model=model, backbone_weights=backbone_weights, tile_height=tile_height, val_fraction=val_fraction,
-        flips=flips, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed,
-        accelerator=accelerator, devices=devices, precision=precision, num_workers=num_workers,
+        flips=flips, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
+        seed=seed, accelerator=accelerator, devices=devices, precision=precision, num_workers=num_workers,
     )  # fmt: skip
     result = train_surface(data, out, cfg, progress=not quiet)
     print_training_result(result)
@@ -221,6 +226,7 @@ def cv(
     max_steps: MaxStepsOption = None,
     batch_size: BatchSizeOption = None,
     lr: LrOption = None,
+    lr_schedule: LrScheduleOption = None,
     seed: SeedOption = None,
     accelerator: AcceleratorOption = None,
     devices: DevicesOption = None,
@@ -240,8 +246,8 @@ def cv(
 
     cfg = _train_settings(
         config, rail_type=rail_type, backbone_weights=backbone_weights, tile_height=tile_height, folds=folds, epochs=epochs,
-        max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed, accelerator=accelerator, devices=devices,
-        precision=precision,
+        max_steps=max_steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, seed=seed, accelerator=accelerator,
+        devices=devices, precision=precision,
     )  # fmt: skip
     names = [m.strip() for m in models_.split(",") if m.strip()] or [f"fcn-{cfg.rail_type}", "fcn-8s", "segnet"]
     unknown = [m for m in names if m not in BUILDERS]

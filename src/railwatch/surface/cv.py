@@ -7,7 +7,7 @@ the very tiles being scored).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import mean
@@ -53,6 +53,7 @@ def cross_validate(
     out: str | Path,
     progress: bool = True,
     on_fold: Callable[[str, FoldScores], None] | None = None,
+    done: Mapping[str, Collection[int]] | None = None,
 ) -> list[ModelCV]:
     """Train every network in ``models`` on each of ``cfg.folds`` folds and score it on the fold left out.
 
@@ -63,6 +64,8 @@ def cross_validate(
         out: Folder for each run's checkpoint and logs (``out/<model>/fold<k>``).
         progress: Show Lightning's progress bar.
         on_fold: Called with ``(model, FoldScores)`` after each fold, e.g. to print as it goes.
+        done: Folds (numbered from 1) already scored per network, which are skipped, so a long
+            comparison can be resumed; the results then hold only the folds run here.
     """
     splits = kfold_splits(len(tiles), cfg.folds, cfg.seed)
     results = []
@@ -70,6 +73,8 @@ def cross_validate(
         run_cfg = cfg.model_copy(update={"model": name})
         result = ModelCV(name)
         for k, (train_idx, val_idx) in enumerate(splits, start=1):
+            if done and k in done.get(name, ()):
+                continue
             fitted = fit_surface(tiles, train_idx, val_idx, run_cfg, Path(out) / name / f"fold{k}", {"fold": k}, progress)
             last = fitted.last_metrics
             scores = FoldScores(
@@ -84,14 +89,15 @@ def cross_validate(
 
 def tables_markdown(results: dict[str, list[ModelCV]]) -> str:
     """Tables 5 (F1 per fold), 6 (IoU per fold) and 7 (means) of paper 002 as markdown, per rail type."""
-    folds = max(len(r.folds) for rs in results.values() for r in rs)
+    folds = max((f.fold for rs in results.values() for r in rs for f in r.folds), default=0)
     subsets = " | ".join(f"Subset {k}" for k in range(1, folds + 1))
     lines = []
     for title, metric in (("Table 5: F1 of the defect class per fold", "f1"), ("Table 6: IoU of the defect class per fold", "iou")):
         lines += [f"**{title}**", "", f"| Type | Model | {subsets} |", "|---|---|" + "--:|" * folds]
         for rail_type, rs in results.items():
             for r in rs:
-                lines.append(f"| {rail_type} | {r.model} | " + " | ".join(f"{getattr(f, metric):.3f}" for f in r.folds) + " |")
+                by_fold = {f.fold: f"{getattr(f, metric):.3f}" for f in r.folds}
+                lines.append(f"| {rail_type} | {r.model} | " + " | ".join(by_fold.get(k, "-") for k in range(1, folds + 1)) + " |")
         lines.append("")
     lines += [
         "**Table 7: cross-validation means**", "",
