@@ -22,6 +22,19 @@ def test_output_has_the_input_size(rail_type, size):
         assert net(torch.rand(2, 3, *size)).shape == (2, 2, *size)
 
 
+@pytest.mark.parametrize("rail_type, size", [("type1", (100, 160)), ("type2", (100, 55)), ("type2", (64, 37))])
+def test_every_output_pixel_is_scored_by_the_network(rail_type, size):
+    """No pixel is left to fit_to's zero padding, where both classes would tie and no defect could be found."""
+    torch.manual_seed(0)
+    net = SurfaceFCN(rail_type).eval()
+    for conv in (net.classifier[-1], net.score_pool3, net.score_pool2):  # zero at the start; give them a say
+        torch.nn.init.normal_(conv.weight, std=0.1)
+        torch.nn.init.normal_(conv.bias, std=0.1)
+    with torch.no_grad():
+        scores = net(torch.randn(2, 3, *size))
+    assert (scores[:, 1] != scores[:, 0]).all()
+
+
 def test_fit_to_crops_and_pads_centred():
     x = torch.arange(16.0).view(1, 1, 4, 4)
     assert torch.equal(fit_to(x, 2, 2), x[:, :, 1:3, 1:3])

@@ -122,5 +122,8 @@ class SurfaceFCN(nn.Module):
         scores = self.classifier(self.block4(pool3))
         scores = fit_to(self.up[0](scores), *pool3.shape[2:]) + self.score_pool3(pool3)
         scores = fit_to(self.up[1](scores), *pool2.shape[2:]) + self.score_pool2(pool2)
-        scores = fit_to(self.up[2](scores), pool2.shape[2] * 2, pool2.shape[3] * 2)
+        # half the input's size, so that the last stride-2 upsampling covers every input pixel: for
+        # Type 2's 55-px width that is 27 columns (-> 55), where twice pool2's 13 (26 -> 53) would
+        # leave the two edge columns to zero padding that can never be scored as a defect
+        scores = fit_to(self.up[2](scores), h // 2, w // 2)
         return fit_to(self.up[3](scores), h, w)
