@@ -2,8 +2,9 @@
 
 - :class:`FCN8s` (Long et al.): VGG16's 13 convolutions and 5 pools, fc6/fc7 as 7x7 and 1x1
   convolutions (4096 wide, dropout 0.5), class scores at I/32 upsampled x2 (+ pool4 scores),
-  x2 (+ pool3 scores) and x8 by transposed convolutions. fc6 pads its 7x7 window by 3 instead of
-  padding the input by 100, so the 55-px-wide Type 2 tiles keep a spatial map.
+  x2 (+ pool3 scores) and x8 by transposed convolutions. fc6 pads its 7x7 window by 3 and the input
+  is padded only to a multiple of 32 (instead of by 100 px), so the 55-px-wide Type 2 tiles keep a
+  spatial map and every pixel is scored.
 - :class:`SegNet` (Badrinarayanan et al.): VGG16's convolutions with batch norm as the encoder,
   a mirrored decoder that unpools with the encoder's max-pool indices; 13 + 13 convolutions,
   26 batch norms and 5 + 5 pools and unpools (the "59 layers" of paper 002's reference [7]).
@@ -51,6 +52,12 @@ class FCN8s(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[2:]
+        # Pad to a multiple of 32 (centred, zeros) and crop the scores back at the end, so the x8
+        # upsampling from pool3 covers every input pixel. Without it, a 100-row tile ends as 96
+        # scored rows (pool3 has 12, not 12.5) and a 55-px Type 2 tile as 48 scored columns, the
+        # rest tied zero padding. The original FCN pads the input by 100 px for the same reason.
+        pad_h, pad_w = -h % 32, -w % 32
+        x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
         pool3 = self.to_pool3(x)
         pool4 = self.to_pool4(pool3)
         features = self.fc(self.to_pool5(pool4))
@@ -61,7 +68,7 @@ class FCN8s(nn.Module):
             scores = self.score_fr(features.float())
         scores = fit_to(self.up2(scores), *pool4.shape[2:]) + self.score_pool4(pool4)
         scores = fit_to(self.up2_pool4(scores), *pool3.shape[2:]) + self.score_pool3(pool3)
-        return fit_to(self.up8(scores), h, w)
+        return fit_to(self.up8(scores), h + pad_h, w + pad_w)[:, :, pad_h // 2 : pad_h // 2 + h, pad_w // 2 : pad_w // 2 + w]
 
 
 def max_unpool(x: Tensor, indices: Tensor, size: tuple[int, int]) -> Tensor:
