@@ -1,8 +1,10 @@
 """Rail-surface defect segmentation, paper 002 Tables 5-7: k-fold CV of the modified FCN, FCN-8s and SegNet.
 
-1. **Data.** ``--strips`` generated strips per rail type (:func:`railwatch.data.surface_strips.write_rsdds`,
+1. **Data.** Generated strips per rail type (:func:`railwatch.data.surface_strips.write_rsdds`,
    RSDDs layout: Type-I 160x1000, Type-II 55x1250, defects about 1% of the pixels), cut into
-   100-row tiles (100x160 and 100x55) with masks thresholded at 127.
+   100-row tiles (100x160 and 100x55) with masks thresholded at 127. By default as many strips
+   as give the paper's tile counts (section 2.1.2: 709 Type 1 and 1408 Type 2 tiles, so 71 and
+   118 strips); ``--strips N`` sets one count for both.
 2. **Cross-validation** (:func:`railwatch.surface.cv.cross_validate`): the same ``--folds`` folds
    of each type's tiles for every network, with one budget: ``--steps`` steps of batch 16, Adam
    at ``--lr``, the same seed and precision. Each fold is scored with the network at the end of
@@ -13,7 +15,7 @@
 
 Nothing is asserted; run from the repository root::
 
-    .venv/bin/python benchmarks/surface.py [--steps 600] [--folds 5] [--types type1,type2]
+    .venv/bin/python benchmarks/surface.py [--steps 1500] [--folds 5] [--types type1,type2]
 
 Results go to ``benchmarks/results/surface.json``, rewritten after every fold. A run that stops
 (or is given a subset with ``--types``/``--models``) leaves what it finished, and the next run with
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -39,8 +42,18 @@ from railwatch.surface.data import find_pairs, load_tiles
 
 DEFAULT_OUT = Path("benchmarks/results/surface.json")
 F1_BAR, IOU_BAR = 0.90, 0.80
+PAPER_TILES = {"type1": 709, "type2": 1408}
+"""Tiles of 100 rows the paper cut from RSDDs (section 2.1.2)."""
 BUDGET_KEYS = ("strips", "folds", "steps", "batch_size", "lr", "lr_schedule", "lr_min", "precision")
 """Settings that must match for folds of an earlier run to be reused."""
+
+
+def strip_count(rail_type: str, requested: int) -> int:
+    """``requested``, or (when 0) the strips whose 100-row tiles reach the paper's tile count."""
+    if requested > 0:
+        return requested
+    spec = RAIL_TYPES[rail_type]
+    return math.ceil(PAPER_TILES[rail_type] / (spec.strip_height // spec.tile_height))
 
 
 def strips(work: Path, rail_type: str, count: int) -> Path:
@@ -99,9 +112,9 @@ def verdict(rail_type: str, results: list[ModelCV]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--strips", type=int, default=40, help="Generated strips per rail type.")
+    parser.add_argument("--strips", type=int, default=0, help="Generated strips per rail type (0: the paper's tile counts, 71 and 118 strips).")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=600, help="Training steps of every network on every fold.")
+    parser.add_argument("--steps", type=int, default=1500, help="Training steps of every network on every fold.")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of every network.")
     parser.add_argument("--lr-schedule", default="cosine", choices=["constant", "cosine"],
@@ -126,8 +139,9 @@ def main() -> None:
         args.out.write_text(json.dumps(partial, indent=2), encoding="utf-8")
 
     for rail_type in args.types.split(","):
-        tiles = load_tiles(find_pairs(strips(args.work, rail_type, args.strips), rail_type))
-        data[rail_type] = {"strips": args.strips, "tiles": len(tiles), "tile": list(tiles.images.shape[1:]),
+        count = strip_count(rail_type, args.strips)
+        tiles = load_tiles(find_pairs(strips(args.work, rail_type, count), rail_type))
+        data[rail_type] = {"strips": count, "tiles": len(tiles), "tile": list(tiles.images.shape[1:]),
                            "defect_pixels": float(tiles.masks.mean())}  # fmt: skip
         cfg = SurfaceTrainConfig(
             rail_type=rail_type, folds=args.folds, max_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
