@@ -37,6 +37,7 @@ from common import machine_info, write_report
 
 from railwatch.config import SurfaceTrainConfig
 from railwatch.data.surface_strips import RAIL_TYPES, write_rsdds
+from railwatch.imageio import write_text
 from railwatch.surface.cv import FoldScores, ModelCV, cross_validate, tables_markdown
 from railwatch.surface.data import find_pairs, load_tiles
 
@@ -65,20 +66,33 @@ def strips(work: Path, rail_type: str, count: int) -> Path:
     return root
 
 
-def finished_folds(out: Path, settings: dict[str, Any]) -> tuple[dict[str, list[ModelCV]], dict[str, Any]]:
+def finished_folds(out: Path, settings: dict[str, Any], quiet: bool = False) -> tuple[dict[str, list[ModelCV]], dict[str, Any]]:
     """The folds (per rail type) and data summary an earlier run with the same budget left in ``out``."""
     try:
         earlier = json.loads(out.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return {}, {}
     if any(earlier.get("settings", {}).get(k) != settings[k] for k in BUDGET_KEYS):
-        print(f"{out} holds a run with another budget; starting over")
+        if not quiet:
+            print(f"{out} holds a run with another budget; starting over")
         return {}, {}
     results = {
         rail_type: [ModelCV(r["model"], [FoldScores(**f) for f in r["folds"]]) for r in runs]
         for rail_type, runs in earlier.get("results", {}).items()
     }
     return results, earlier.get("data", {})
+
+
+def merge_results(older: dict[str, list[ModelCV]], newer: dict[str, list[ModelCV]]) -> dict[str, list[ModelCV]]:
+    """Every fold of either, ``newer``'s where both have one (so pieces run side by side add up)."""
+    merged: dict[str, list[ModelCV]] = {}
+    for rail_type in dict.fromkeys([*older, *newer]):
+        by_model: dict[str, dict[int, FoldScores]] = {}
+        for source in (older.get(rail_type, []), newer.get(rail_type, [])):
+            for run in source:
+                by_model.setdefault(run.model, {}).update({f.fold: f for f in run.folds})
+        merged[rail_type] = [ModelCV(name, [folds[k] for k in sorted(folds)]) for name, folds in by_model.items()]
+    return merged
 
 
 def missing_runs(results: dict[str, list[ModelCV]], folds: int) -> list[str]:
@@ -133,10 +147,13 @@ def main() -> None:
     results, data = ({}, {}) if args.fresh else finished_folds(args.out, settings)
 
     def save_partial() -> None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
+        # another run of this script (other types or networks, same budget) may have saved folds meanwhile
+        nonlocal results, data
+        on_disk, disk_data = finished_folds(args.out, settings, quiet=True)
+        results, data = merge_results(on_disk, results), {**disk_data, **data}
         partial = {"benchmark": "surface", "partial": True, "machine": machine_info(), "settings": settings,
                    "data": data, "results": {t: [r.to_dict() for r in rs] for t, rs in results.items()}}  # fmt: skip
-        args.out.write_text(json.dumps(partial, indent=2), encoding="utf-8")
+        write_text(json.dumps(partial, indent=2), args.out)
 
     for rail_type in args.types.split(","):
         count = strip_count(rail_type, args.strips)
@@ -156,16 +173,13 @@ def main() -> None:
 
         def on_fold(name: str, scores: Any, rail_type: str = rail_type) -> None:
             print(f"{rail_type} {name} fold {scores.fold}: F1 {scores.f1:.3f} IoU {scores.iou:.3f} {scores.step_ms:.0f} ms/step", flush=True)
-            current = next((r for r in results[rail_type] if r.model == name), None)
-            if current is None:
-                current = ModelCV(name)
-                results[rail_type].append(current)
-            current.folds.append(scores)
-            current.folds.sort(key=lambda f: f.fold)
+            nonlocal results
+            results = merge_results(results, {rail_type: [ModelCV(name, [scores])]})
             save_partial()
 
         cross_validate(tiles, names, cfg, args.work / "runs" / rail_type, progress=False, on_fold=on_fold, done=done)
 
+    save_partial()
     lines = [line for t, rs in results.items() for line in verdict(t, rs)]
     missing = missing_runs(results, args.folds)
     lines.append("still to run: " + "; ".join(missing) if missing else "complete: every network on every fold of both types")
