@@ -54,6 +54,13 @@ async def _save_uploads(files: list[UploadFile], names: list[str], folder: Path,
                 handle.write(chunk)
 
 
+def _found(row: dict[str, Any] | None, what: str, row_id: str) -> dict[str, Any]:
+    """``row``, or a 404 naming the ``what`` that has no row ``row_id``."""
+    if row is None:
+        raise HTTPException(404, f"no {what} {row_id!r}")
+    return row
+
+
 def create_app(
     data_dir: Path,
     db_url: str | None = None,
@@ -141,10 +148,7 @@ def create_app(
 
     @app.get("/api/jobs/{job_id}", dependencies=api)
     def job(job_id: str) -> dict[str, Any]:
-        found = store.get_job(job_id)
-        if found is None:
-            raise HTTPException(404, f"no job {job_id!r}")
-        return found
+        return _found(store.get_job(job_id), "job", job_id)
 
     @app.get("/api/jobs", dependencies=api)
     def jobs(status: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
@@ -172,10 +176,7 @@ def create_app(
 
     @app.get("/api/runs/{run_id}", dependencies=api)
     def run(run_id: str) -> dict[str, Any]:
-        found = store.get_run(run_id)
-        if found is None:
-            raise HTTPException(404, f"no run {run_id!r}")
-        return found
+        return _found(store.get_run(run_id), "run", run_id)
 
     @app.get("/api/pictures/{picture:path}", dependencies=api)
     def picture(picture: str) -> FileResponse:
