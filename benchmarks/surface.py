@@ -141,6 +141,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("benchmarks/work/surface"))
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--fresh", action="store_true", help="Train every fold again instead of keeping those already in --out.")
+    parser.add_argument("--only-folds", default="", help="Train only these folds (e.g. 1,2,3), so that two processes can share one network's folds.")
     args = parser.parse_args()
     started = time.perf_counter()
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
@@ -170,6 +171,9 @@ def main() -> None:
         for name, folds in done.items():
             if name in names and folds:
                 print(f"{rail_type} {name}: folds {folds} kept from {args.out}")
+        if args.only_folds:
+            skipped = set(range(1, args.folds + 1)) - {int(k) for k in args.only_folds.split(",")}
+            done = {name: sorted(set(done.get(name, [])) | skipped) for name in names}
 
         def on_fold(name: str, scores: Any, rail_type: str = rail_type) -> None:
             print(f"{rail_type} {name} fold {scores.fold}: F1 {scores.f1:.3f} IoU {scores.iou:.3f} {scores.step_ms:.0f} ms/step", flush=True)
