@@ -45,7 +45,17 @@ def machine_info() -> dict[str, Any]:
         "numpy": np.__version__,
         "railwatch": railwatch.__version__,
         **_torch_versions(),
+        "gpu": compute_device() if "torch" in sys.modules else "cpu",
     }
+
+
+def compute_device(accelerator: str = "auto") -> str:
+    """What a Lightning ``accelerator`` setting trains on here: the GPU's name, or ``"cpu"``."""
+    import torch
+
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return "cpu"
 
 
 def _torch_versions() -> dict[str, str]:

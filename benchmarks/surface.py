@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import machine_info, write_report
+from common import compute_device, machine_info, write_report
 
 from railwatch.config import SurfaceTrainConfig
 from railwatch.data.surface_strips import RAIL_TYPES, write_rsdds
@@ -45,7 +45,8 @@ DEFAULT_OUT = Path("benchmarks/results/surface.json")
 F1_BAR, IOU_BAR = 0.90, 0.80
 PAPER_TILES = {"type1": 709, "type2": 1408}
 """Tiles of 100 rows the paper cut from RSDDs (section 2.1.2)."""
-BUDGET_KEYS = ("strips", "folds", "steps", "batch_size", "lr", "lr_schedule", "lr_min", "precision")
+BUDGET_KEYS = ("strips", "folds", "steps", "batch_size", "lr", "lr_schedule", "lr_min", "precision", "device")
+EARLIER_DEFAULTS = {"device": "cpu"}  # results files from before the device was recorded came from CPU runs
 """Settings that must match for folds of an earlier run to be reused."""
 
 
@@ -72,9 +73,9 @@ def finished_folds(out: Path, settings: dict[str, Any], quiet: bool = False) -> 
         earlier = json.loads(out.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return {}, {}
-    if any(earlier.get("settings", {}).get(k) != settings[k] for k in BUDGET_KEYS):
+    if any(earlier.get("settings", {}).get(k, EARLIER_DEFAULTS.get(k)) != settings[k] for k in BUDGET_KEYS):
         if not quiet:
-            print(f"{out} holds a run with another budget; starting over")
+            print(f"{out} holds a run with another budget or device; starting over")
         return {}, {}
     results = {
         rail_type: [ModelCV(r["model"], [FoldScores(**f) for f in r["folds"]]) for r in runs]
@@ -145,6 +146,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    settings["device"] = compute_device(args.accelerator)  # CPU and GPU folds are never mixed in one table
     results, data = ({}, {}) if args.fresh else finished_folds(args.out, settings)
 
     def save_partial() -> None:

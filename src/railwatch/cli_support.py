@@ -30,7 +30,7 @@ BatchSizeOption = Annotated[Optional[int], typer.Option("--batch-size", help="Im
 LrOption = Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate.")]
 SeedOption = Annotated[Optional[int], typer.Option("--seed", help="Seed; the same seed trains the same model.")]
 AcceleratorOption = Annotated[Optional[str], typer.Option("--accelerator", help="auto, cpu or gpu.")]
-DevicesOption = Annotated[Optional[str], typer.Option("--devices", help="Devices: auto or a count.")]
+DevicesOption = Annotated[Optional[str], typer.Option("--devices", help="Device: 1 (default), auto, or one GPU index as '2,'. Training uses one device.")]
 PrecisionOption = Annotated[Optional[str], typer.Option("--precision", help="32-true, 16-mixed, bf16-mixed.")]
 WorkersOption = Annotated[Optional[int], typer.Option("--num-workers", help="Data-loading workers.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]

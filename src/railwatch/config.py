@@ -178,7 +178,9 @@ class TrainingRun(Settings):
         seed: Seed of weights, augmentation and data order; the same seed trains the same model.
         num_workers: Data-loading worker processes.
         accelerator: Lightning accelerator: ``auto``, ``cpu`` or ``gpu``.
-        devices: Devices to train on (``auto``, a count, or a list as text).
+        devices: The device to train on: a count of 1 (default), ``auto``, or one GPU's index as
+            ``"2,"``. Training runs in one process: validation metrics and the best-model choice
+            are not gathered across processes, so more than one device is refused.
         precision: Lightning precision, e.g. ``32-true`` or ``16-mixed`` (GPU).
         max_steps: Stop after this many steps (-1: run all epochs).
         val_every_steps: Validate every this many steps; ``None`` validates after each epoch.
@@ -189,7 +191,7 @@ class TrainingRun(Settings):
     seed: int = 0
     num_workers: int = Field(2, ge=0)
     accelerator: str = "auto"
-    devices: str = "auto"
+    devices: str = "1"
     precision: str = "32-true"
     max_steps: int = -1
     val_every_steps: int | None = Field(None, ge=1)

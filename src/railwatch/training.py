@@ -54,7 +54,7 @@ def make_trainer(cfg: TrainerSettings, out: Path, best: SaveBest, steps_per_epoc
     """A Lightning trainer for ``cfg``: CSV logs under ``out/logs``, validation per epoch or every N steps."""
     devices: Any = int(cfg.devices) if cfg.devices.isdigit() else cfg.devices
     every = cfg.val_every_steps
-    return L.Trainer(
+    trainer = L.Trainer(
         max_epochs=cfg.epochs,
         val_check_interval=every if every else 1.0,
         check_val_every_n_epoch=None if every else 1,
@@ -70,6 +70,10 @@ def make_trainer(cfg: TrainerSettings, out: Path, best: SaveBest, steps_per_epoc
         enable_model_summary=False,
         log_every_n_steps=min(10, max(1, steps_per_epoch)),
     )
+    if trainer.num_devices > 1:
+        # each process would score only its share of the validation set and save its own "best"
+        raise ValueError(f"devices={cfg.devices!r} gives {trainer.num_devices} devices; railwatch trains on one (e.g. --devices 1)")
+    return trainer
 
 
 def fit(trainer: L.Trainer, task: L.LightningModule, best: SaveBest, train_loader: Any, val_loader: Any) -> None:

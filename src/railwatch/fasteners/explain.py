@@ -41,13 +41,13 @@ def gradcam(detector: FastenerDetector, images: np.ndarray, batch_size: int = 16
     """Heatmaps ``(N, S, S)`` in ``[0, 1]`` for grey crops ``(N, S, S)`` uint8."""
     net, source = detector.net.eval(), detector.stats.source
     cam = LayerGradCam(lambda x: raw_scores(net, x, source), cam_layer(net, source))
-    maps = []
+    maps, device = [], next(net.parameters()).device
     for start in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[start : start + batch_size]).float().div(255).unsqueeze(1).requires_grad_(True)
+        x = torch.from_numpy(images[start : start + batch_size]).to(device).float().div(255).unsqueeze(1).requires_grad_(True)
         with torch.enable_grad():
             attribution = cam.attribute(x, relu_attributions=True)
         up = LayerAttribution.interpolate(attribution.detach(), tuple(x.shape[-2:]), interpolate_mode="bilinear")
-        maps.append(up.squeeze(1).clamp_min(0).numpy())
+        maps.append(up.squeeze(1).clamp_min(0).float().cpu().numpy())
     heat = np.concatenate(maps) if maps else np.zeros((0, *images.shape[1:]), np.float32)
     peak = heat.reshape(len(heat), -1).max(axis=1, initial=0).reshape(-1, 1, 1)
     return np.where(peak > 0, heat / np.maximum(peak, 1e-12), 0.0).astype(np.float32)

@@ -79,7 +79,7 @@ def count_gflops(net: nn.Module, input_size: tuple[int, int]) -> float:
     """GFLOPs of one ``(1, 3, H, W)`` forward pass in eval mode (2 FLOPs per multiply-add)."""
     net = net.eval()
     with FlopCounterMode(display=False) as counter:
-        net(torch.zeros(1, 3, *input_size))
+        net(torch.zeros(1, 3, *input_size, device=next(net.parameters()).device))
     return counter.get_total_flops() / 1e9
 
 

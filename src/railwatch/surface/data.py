@@ -207,7 +207,7 @@ class Normalisation:
 
     def apply(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """``(..., h, w)`` grey pixels -> ``(..., 3, h, w)`` float32 network input, grey replicated to 3 channels."""
-        x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
+        x = torch.as_tensor(images, dtype=torch.float32)
         x = (x - self.mean) / self.std
         return x.unsqueeze(-3).expand(*x.shape[:-2], 3, *x.shape[-2:]).contiguous()
 

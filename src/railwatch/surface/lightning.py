@@ -45,11 +45,18 @@ class SurfaceSegmentationTask(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=images.shape[0])
         return loss
 
+    def _sync(self) -> None:
+        # CUDA runs asynchronously: without waiting, the clock would time kernel launches, not the step
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._sync()
         self._step_start = time.perf_counter()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # after the optimiser step: forward + backward + update, as the paper's "time per step"
+        self._sync()
         self.step_times.append(time.perf_counter() - self._step_start)
         self.log("train/step_ms", 1000 * self.step_times[-1], batch_size=batch[0].shape[0])
 

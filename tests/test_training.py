@@ -1,0 +1,23 @@
+"""The trainer every railwatch model shares: one device, one process."""
+
+from __future__ import annotations
+
+import pytest
+
+from railwatch.config import SurfaceTrainConfig
+from railwatch.training import SaveBest, make_trainer
+
+
+def _trainer(tmp_path, **settings):
+    cfg = SurfaceTrainConfig(accelerator="cpu", **settings)
+    return make_trainer(cfg, tmp_path, SaveBest("val/f1", lambda module, meta: None), steps_per_epoch=4, progress=False)
+
+
+def test_one_device_by_default(tmp_path):
+    assert _trainer(tmp_path).num_devices == 1
+
+
+def test_several_devices_are_refused(tmp_path):
+    # several processes would each score a share of validation and each save their own "best" model
+    with pytest.raises(ValueError, match="devices='2' gives 2 devices"):
+        _trainer(tmp_path, devices="2")
