@@ -8,6 +8,7 @@ from torchvision.models import vgg19
 
 from railwatch.export import export_onnx, onnx_max_abs_diff
 from railwatch.surface.model import SurfaceFCN, fit_to
+from railwatch.surface.models import build_surface_model
 
 
 @pytest.mark.parametrize("rail_type, params", [("type1", 12_163_110), ("type2", 12_163_042)])
@@ -33,6 +34,18 @@ def test_every_output_pixel_is_scored_by_the_network(rail_type, size):
     with torch.no_grad():
         scores = net(torch.randn(2, 3, *size))
     assert (scores[:, 1] != scores[:, 0]).all()
+
+
+@pytest.mark.parametrize("name", ["fcn-type1", "fcn-type2", "fcn-8s"])
+def test_upsampling_starts_as_interpolation(name):
+    # every transposed convolution (4x4, 3x2, 2x3, FCN-8s' 16x16 at stride 8) starts by keeping a
+    # constant map constant away from its borders; a 2-tap kernel at stride 2 once started at half gain
+    ups = [m for m in build_surface_model(name).modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert ups
+    for up in ups:
+        kh, kw = up.kernel_size
+        y = up(torch.ones(1, up.in_channels, 8, 8))
+        assert torch.allclose(y[:, :, kh:-kh, kw:-kw], torch.ones(())), (up.kernel_size, up.stride)
 
 
 def test_fit_to_crops_and_pads_centred():

@@ -43,20 +43,26 @@ def vgg_feature_keys(parts: dict[str, tuple[int, nn.Sequential]]) -> dict[str, s
     }
 
 
-def bilinear_kernel(channels: int, kh: int, kw: int) -> Tensor:
+def bilinear_kernel(channels: int, kh: int, kw: int, stride: tuple[int, int] = (2, 2)) -> Tensor:
     """Weights that make a ``channels -> channels`` transposed convolution upsample bilinearly, channel by channel.
 
     FCN (Long et al., section 3.3) starts its in-network upsampling as bilinear interpolation;
-    each axis gets the triangle filter of its kernel size, so 3x2 or 2x3 kernels work too.
+    each axis gets the triangle filter of its kernel size, so 3x2 or 2x3 kernels work too. The taps
+    that feed each output phase (position modulo the stride) are scaled to sum to 1, so that a
+    constant map stays constant: FCN's triangle alone is right for kernels of twice the stride (and
+    3 at stride 2) but gives a 2-tap kernel at stride 2 half the gain.
     """
 
-    def triangle(k: int) -> Tensor:
+    def triangle(k: int, step: int) -> Tensor:
         factor = (k + 1) // 2
         centre = factor - 1 if k % 2 == 1 else factor - 0.5
-        return 1 - (torch.arange(k, dtype=torch.float32) - centre).abs() / factor
+        taps = 1 - (torch.arange(k, dtype=torch.float32) - centre).abs() / factor
+        for phase in range(min(step, k)):
+            taps[phase::step] /= taps[phase::step].sum()
+        return taps
 
     weight = torch.zeros(channels, channels, kh, kw)
-    weight[range(channels), range(channels)] = torch.outer(triangle(kh), triangle(kw))
+    weight[range(channels), range(channels)] = torch.outer(triangle(kh, stride[0]), triangle(kw, stride[1]))
     return weight
 
 
@@ -70,7 +76,7 @@ def init_fcn_head(score_layers: list[nn.Conv2d], upsampling: list[nn.ConvTranspo
             if conv.bias is not None:
                 conv.bias.zero_()
         for up in upsampling:
-            up.weight.copy_(bilinear_kernel(up.out_channels, *up.kernel_size))
+            up.weight.copy_(bilinear_kernel(up.out_channels, *up.kernel_size, stride=up.stride))
             if up.bias is not None:
                 up.bias.zero_()
 
