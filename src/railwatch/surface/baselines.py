@@ -35,8 +35,8 @@ class FCN8s(nn.Module):
         self.to_pool4 = nn.Sequential(*layers[17:24])  # I/16, 512
         self.to_pool5 = nn.Sequential(*layers[24:])  # I/32, 512
         self.fc = nn.Sequential(
-            nn.Conv2d(512, 4096, 7, padding=3), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
-            nn.Conv2d(4096, 4096, 1), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
+            nn.Conv2d(512, 4096, 7, padding=3), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Conv2d(4096, 4096, 1), nn.ReLU(inplace=True), nn.Dropout(dropout),
         )  # fmt: skip
         self.score_fr = nn.Conv2d(4096, num_classes, 1)
         self.score_pool4 = nn.Conv2d(512, num_classes, 1)

@@ -95,7 +95,9 @@ class SurfaceFCN(nn.Module):
     Args:
         rail_type: ``"type1"`` (express rail) or ``"type2"`` (common/heavy rail).
         num_classes: Output classes (2: background and defect).
-        dropout: Dropout rate after each 1024-wide 1x1 convolution.
+        dropout: Rate of the dropout after each 1024-wide 1x1 convolution. It drops single units,
+            as the paper's dropout layer "randomly sets input units to 0" (section 2.1.4) and FCN's
+            does; dropping whole channels (``Dropout2d``) regularises far more strongly.
     """
 
     def __init__(self, rail_type: Literal["type1", "type2"] = "type1", num_classes: int = 2, dropout: float = 0.5) -> None:
@@ -108,8 +110,8 @@ class SurfaceFCN(nn.Module):
         self.block3 = nn.Sequential(*layers[10:19])  # -> pool3, I/8, 256
         self.block4 = nn.Sequential(*layers[19:28])  # -> pool4, I/16, 512
         self.classifier = nn.Sequential(
-            nn.Conv2d(512, 1024, 1), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
-            nn.Conv2d(1024, 1024, 1), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
+            nn.Conv2d(512, 1024, 1), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Conv2d(1024, 1024, 1), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Conv2d(1024, num_classes, 1),
         )  # fmt: skip
         self.score_pool3 = nn.Conv2d(256, num_classes, 1)
