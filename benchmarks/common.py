@@ -45,7 +45,7 @@ def machine_info() -> dict[str, Any]:
         "numpy": np.__version__,
         "railwatch": railwatch.__version__,
         **_torch_versions(),
-        "gpu": compute_device() if "torch" in sys.modules else "cpu",
+        "gpu": compute_device(),
     }
 
 

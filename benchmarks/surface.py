@@ -46,8 +46,8 @@ F1_BAR, IOU_BAR = 0.90, 0.80
 PAPER_TILES = {"type1": 709, "type2": 1408}
 """Tiles of 100 rows the paper cut from RSDDs (section 2.1.2)."""
 BUDGET_KEYS = ("strips", "folds", "steps", "batch_size", "lr", "lr_schedule", "lr_min", "precision", "device")
-EARLIER_DEFAULTS = {"device": "cpu"}  # results files from before the device was recorded came from CPU runs
 """Settings that must match for folds of an earlier run to be reused."""
+EARLIER_DEFAULTS = {"device": "cpu"}  # results files from before the device was recorded came from CPU runs
 
 
 def strip_count(rail_type: str, requested: int) -> int:

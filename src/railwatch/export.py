@@ -10,14 +10,7 @@ import torch
 from torch import nn
 
 from railwatch.imageio import _atomic_write
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    """The device of ``model``'s first parameter or buffer (CPU for a model without either)."""
-    tensor = next(iter(model.parameters()), None)
-    if tensor is None:
-        tensor = next(iter(model.buffers()), None)
-    return tensor.device if tensor is not None else torch.device("cpu")
+from railwatch.nn.device import module_device
 
 
 def export_onnx(
@@ -31,7 +24,7 @@ def export_onnx(
 ) -> Path:
     """Export ``model`` (in eval mode) to ONNX, traced on ``example``; the file is written atomically."""
     model = model.eval()
-    example = example.to(_device_of(model))
+    example = example.to(module_device(model))
     axes = {input_name: {0: "batch"}, **{name: {0: "batch"} for name in output_names}} if dynamic_batch else None
 
     def write(tmp: str) -> None:
@@ -64,7 +57,7 @@ def onnx_output_diffs(model: nn.Module, path: str | Path, example: torch.Tensor)
     """Largest absolute difference between torch's and ONNX Runtime's outputs on ``example``, one per output."""
     model = model.eval()
     with torch.no_grad():
-        expected = model(example.to(_device_of(model)))
+        expected = model(example.to(module_device(model)))
     if not isinstance(expected, (tuple, list)):
         expected = (expected,)
     session = onnx_session(path)

@@ -15,6 +15,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 
+from railwatch.errors import ConfigError
+
 
 class TrainerSettings(Protocol):
     """The hardware and schedule fields every ``*TrainConfig`` has."""
@@ -72,7 +74,7 @@ def make_trainer(cfg: TrainerSettings, out: Path, best: SaveBest, steps_per_epoc
     )
     if trainer.num_devices > 1:
         # each process would score only its share of the validation set and save its own "best"
-        raise ValueError(f"devices={cfg.devices!r} gives {trainer.num_devices} devices; railwatch trains on one (e.g. --devices 1)")
+        raise ConfigError(f"devices={cfg.devices!r} gives {trainer.num_devices} devices; railwatch trains on one (e.g. --devices 1)")
     return trainer
 
 

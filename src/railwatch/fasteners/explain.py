@@ -23,6 +23,7 @@ from railwatch.fasteners.ganomaly import GANomaly
 from railwatch.fasteners.infer import FastenerDetector
 from railwatch.fasteners.scoring import raw_scores
 from railwatch.imageio import write_image
+from railwatch.nn.device import module_device
 
 GANOMALY_CAM_LEVEL = 7
 """Index of the first GANomaly encoder's layer whose output is 16 x 16 (for a 128 px crop)."""
@@ -41,7 +42,7 @@ def gradcam(detector: FastenerDetector, images: np.ndarray, batch_size: int = 16
     """Heatmaps ``(N, S, S)`` in ``[0, 1]`` for grey crops ``(N, S, S)`` uint8."""
     net, source = detector.net.eval(), detector.stats.source
     cam = LayerGradCam(lambda x: raw_scores(net, x, source), cam_layer(net, source))
-    maps, device = [], next(net.parameters()).device
+    maps, device = [], module_device(net)
     for start in range(0, len(images), batch_size):
         x = torch.from_numpy(images[start : start + batch_size]).to(device).float().div(255).unsqueeze(1).requires_grad_(True)
         with torch.enable_grad():

@@ -16,6 +16,7 @@ from railwatch.errors import InputError
 from railwatch.fasteners.data import CropSet
 from railwatch.fasteners.scoring import ScoreStats, ScoringPath, build_detector
 from railwatch.fasteners.train import TASK, score_crops
+from railwatch.nn.device import module_device
 
 Rule = Literal["sigma", "f1"]
 
@@ -84,6 +85,6 @@ class FastenerDetector:
     @torch.no_grad()
     def reconstruct(self, crops: CropSet) -> np.ndarray:
         """The student's (GANomaly: the decoder's) reconstructions as ``(N, S, S)`` uint8."""
-        x = torch.from_numpy(crops.images).to(next(self.net.parameters()).device).float().div(255).unsqueeze(1)
+        x = torch.from_numpy(crops.images).to(module_device(self.net)).float().div(255).unsqueeze(1)
         out = self.net(x).reconstruction if self.model == "ganomaly" else self.net.reconstruct(x)
         return (out.squeeze(1).clamp(0, 1) * 255).round().byte().cpu().numpy()

@@ -25,6 +25,7 @@ from railwatch.errors import InputError
 from railwatch.fasteners.data import CropDataset, CropSet, CropSplits, mnist_protocol, read_crop_folder, split_crop_folder
 from railwatch.fasteners.lightning import FastenerGANTask
 from railwatch.fasteners.scoring import SCORE_SOURCES, ScoreStats, calibrate, raw_scores
+from railwatch.nn.device import module_device
 from railwatch.training import SaveBest, fit, make_trainer
 
 TASK = "fastener-anomaly"
@@ -61,7 +62,7 @@ def chosen_source(cfg: FastenerTrainConfig, metrics: dict[str, float]) -> str:
 def score_crops(net: torch.nn.Module, crops: CropSet, source: str, batch_size: int = 64) -> np.ndarray:
     """Raw anomaly scores of every crop (network in eval mode, on its current device)."""
     net.eval()
-    device = next(net.parameters()).device
+    device = module_device(net)
     loader = DataLoader(CropDataset(crops), batch_size)
     return np.concatenate([raw_scores(net, x.to(device), source).float().cpu().numpy() for x, _ in loader])
 

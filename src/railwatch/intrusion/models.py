@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from railwatch.config import DetModelConfig, SegModelConfig
+from railwatch.nn.device import module_device
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def count_gflops(net: nn.Module, input_size: tuple[int, int]) -> float:
     """GFLOPs of one ``(1, 3, H, W)`` forward pass in eval mode (2 FLOPs per multiply-add)."""
     net = net.eval()
     with FlopCounterMode(display=False) as counter:
-        net(torch.zeros(1, 3, *input_size, device=next(net.parameters()).device))
+        net(torch.zeros(1, 3, *input_size, device=module_device(net)))
     return counter.get_total_flops() / 1e9
 
 
