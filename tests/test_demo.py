@@ -72,7 +72,8 @@ def test_demo_fastener_model_flags_the_defective_crops(demo):
     scores = json.loads((tmp_path / "fasteners" / "scores.json").read_text())
     assert {c["kind"] for c in scores["crops"]} == {"normal", "broken_clip", "missing_bolt", "occlusion"}
     assert all(0 <= c["A"] <= 1 for c in scores["crops"])
-    assert 0 <= fasteners["auc_shown"] <= 1 and fasteners["validation"]["val/auc"] > 0, fasteners
+    assert set(fasteners["unseen"]["per_kind_auc"]) == {"broken_clip", "missing_bolt", "occlusion"}
+    assert 0 <= fasteners["unseen"]["auc"] <= 1 and fasteners["validation"]["val/auc"] > 0, fasteners
 
 
 def test_demo_vibration_models_score_unseen_hammer_tests(demo):
