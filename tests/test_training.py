@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from railwatch.config import SurfaceTrainConfig
+from railwatch.errors import ConfigError
 from railwatch.training import SaveBest, make_trainer
 
 
@@ -20,7 +21,7 @@ def test_one_device_by_default(tmp_path):
 
 def test_several_devices_are_refused(tmp_path):
     # several processes would each score a share of validation and each save their own "best" model
-    with pytest.raises(ValueError, match="devices='2' gives 2 devices"):
+    with pytest.raises(ConfigError, match="devices='2' gives 2 devices"):
         _trainer(tmp_path, devices="2")
 
 

@@ -86,7 +86,7 @@ def run_fasteners_demo(out: Path, steps: int = 300, seed: int = 7) -> dict[str, 
     _figure(shown, detector.reconstruct(shown), heat, scores, flagged, out / "heatmaps.png")
     names = [source.replace("#", "_").replace("/", "_") for source in shown.sources]  # e.g. test_9_occlusion_2
     write_heatmaps(detector, shown.images, names, out / "crops", heat)
-    for name, image in zip(names, shown.images):  # the unseen crops as files, for the service part of the demo
+    for name, image in zip(names, shown.images):  # the shown crops as files, for the service part of the demo
         write_image(Image.fromarray(image), out / "shown" / f"{name}.png")
     measured = evaluate_detector(detector, unseen)
     verdicts = [
