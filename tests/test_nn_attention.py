@@ -39,6 +39,36 @@ def test_each_head_sees_only_its_dilated_window(dilation):
     assert torch.equal(touched, expected)
 
 
+def msda_by_position(attn: MultiScaleDilatedAttention, x: torch.Tensor) -> torch.Tensor:
+    """Eq. 6-8 query by query: each head's softmax over its dilated window (zeros off the map)."""
+    q, k, v = attn.qkv(x).chunk(3, dim=1)
+    n, c, h, w = q.shape
+    d, half = attn.head_dim, attn.window // 2
+    out = torch.zeros_like(q)
+    for head, r in enumerate(attn.dilations):
+        ch = slice(head * d, (head + 1) * d)
+        for i in range(h):
+            for j in range(w):
+                keys, values = [], []
+                for p in range(-half, half + 1):
+                    for s in range(-half, half + 1):
+                        y, z = i + p * r, j + s * r
+                        inside = 0 <= y < h and 0 <= z < w
+                        keys.append(k[:, ch, y, z] if inside else torch.zeros(n, d))
+                        values.append(v[:, ch, y, z] if inside else torch.zeros(n, d))
+                logits = torch.stack([(q[:, ch, i, j] * key).sum(1) for key in keys], 1) * d**-0.5
+                out[:, ch, i, j] = torch.einsum("nt,ntd->nd", logits.softmax(1), torch.stack(values, 1))
+    return attn.proj(out)
+
+
+def test_msda_matches_eq_6_to_8_query_by_query():
+    torch.manual_seed(0)
+    attn = MultiScaleDilatedAttention(12, dilations=(1, 3, 1, 2), window=3)  # heads of one dilation apart
+    x = torch.randn(2, 12, 6, 7)
+    with torch.no_grad():
+        assert torch.allclose(attn(x), msda_by_position(attn, x), atol=1e-5)
+
+
 def test_window_of_one_reduces_to_the_value_projection():
     torch.manual_seed(0)
     attn = MultiScaleDilatedAttention(6, dilations=(1, 2), window=1)

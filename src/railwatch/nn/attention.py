@@ -10,8 +10,10 @@ by squeeze-and-excitation on its output.
 :class:`MultiScaleDilatedAttention` is DilateFormer's MSDA (Eq. 5-8): each head attends from
 every query position ``(i, j)`` to the ``w x w`` keys and values at ``(i + p r, j + q r)``,
 ``-w/2 <= p, q <= w/2``, with its own dilation ``r``; the heads are concatenated and projected.
-torch has no sliding-window attention over dilated neighbourhoods, so the gathering is written
-here with ``F.unfold``, which exports to ONNX.
+torch has no sliding-window attention over dilated neighbourhoods, so it is written here: the
+map of keys is zero-padded once and each of the ``w x w`` window taps is a shifted slice of it,
+so the window is never materialised (``F.unfold`` would copy every key ``w^2`` times, and
+exports to ONNX as gathers that cost ONNX Runtime more than the block's convolutions).
 """
 
 from __future__ import annotations
@@ -97,23 +99,37 @@ class MultiScaleDilatedAttention(nn.Module):
         self.scale = self.head_dim**-0.5
 
     def forward(self, x: Tensor) -> Tensor:
-        n, c, h, w = x.shape
         q, k, v = self.qkv(x).chunk(3, dim=1)
-        heads = []
-        for i, r in enumerate(self.dilations):
-            part = slice(i * self.head_dim, (i + 1) * self.head_dim)
-            heads.append(self._window_attention(q[:, part], k[:, part], v[:, part], r, h, w))
-        return self.proj(torch.cat(heads, dim=1))
+        heads: dict[int, Tensor] = {}
+        for r in dict.fromkeys(self.dilations):  # heads that share a dilation are computed together
+            group = [i for i, ri in enumerate(self.dilations) if ri == r]
+            out = self._window_attention(*(self._channels(t, group) for t in (q, k, v)), r, len(group))
+            heads.update(zip(group, out.chunk(len(group), dim=1)))
+        return self.proj(torch.cat([heads[i] for i in range(len(self.dilations))], dim=1))
 
-    def _window_attention(self, q: Tensor, k: Tensor, v: Tensor, r: int, h: int, w: int) -> Tensor:
-        """Eq. 6-7: softmax(q_ij K_r^T / sqrt(d)) V_r over the dilated w x w window of each query."""
-        n, d = q.shape[:2]
-        taps = self.window * self.window
+    def _channels(self, t: Tensor, heads: list[int]) -> Tensor:
+        """The channels of ``heads`` in ``t`` (a plain slice when the heads are adjacent)."""
+        if heads == list(range(heads[0], heads[-1] + 1)):
+            return t[:, heads[0] * self.head_dim : (heads[-1] + 1) * self.head_dim]
+        return torch.cat([t[:, i * self.head_dim : (i + 1) * self.head_dim] for i in heads], dim=1)
+
+    def _window_attention(self, q: Tensor, k: Tensor, v: Tensor, r: int, groups: int) -> Tensor:
+        """Eq. 6-7 for ``groups`` heads of dilation ``r``: softmax(q_ij K_r^T / sqrt(d)) V_r per query.
+
+        Keys and values outside the map are zero (a zero logit and a zero value), as with
+        zero padding.
+        """
+        n, c, h, w = q.shape
         pad = r * (self.window // 2)
-        # (N, d * taps, H*W): the keys/values of every window, zero outside the map
-        keys = F.unfold(k, self.window, dilation=r, padding=pad).view(n, d, taps, h * w)
-        values = F.unfold(v, self.window, dilation=r, padding=pad).view(n, d, taps, h * w)
-        query = q.reshape(n, d, 1, h * w)
-        logits = (query * keys).sum(1) * self.scale  # (N, taps, H*W)
-        weights = logits.softmax(dim=1).unsqueeze(1)
-        return (weights * values).sum(2).view(n, d, h, w)
+        keys, values = F.pad(k, (pad, pad, pad, pad)), F.pad(v, (pad, pad, pad, pad))
+        taps = [(dy * r, dx * r) for dy in range(self.window) for dx in range(self.window)]
+        query = q.reshape(n, groups, self.head_dim, h, w)
+        logits = torch.stack(
+            [(query * keys[:, :, y : y + h, x : x + w].reshape(n, groups, self.head_dim, h, w)).sum(2) for y, x in taps],
+            dim=2,
+        )  # (N, groups, taps, H, W)
+        weights = (logits * self.scale).softmax(dim=2)
+        out = torch.zeros_like(query)
+        for t, (y, x) in enumerate(taps):
+            out = out + weights[:, :, t : t + 1] * values[:, :, y : y + h, x : x + w].reshape(n, groups, self.head_dim, h, w)
+        return out.reshape(n, c, h, w)
