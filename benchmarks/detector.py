@@ -37,6 +37,7 @@ from railwatch.config import DetAugmentConfig, DetModelConfig, DetTrainConfig
 from railwatch.export import export_onnx, onnx_session
 from railwatch.intrusion.det.evaluate import evaluate_detector
 from railwatch.intrusion.det.infer import Detector
+from railwatch.intrusion.det.model import build_detector
 from railwatch.intrusion.det.train import train_detector
 from railwatch.intrusion.models import count_gflops, count_params
 
@@ -47,6 +48,9 @@ MODELS = ("st-yolo", "yolov8s")
 
 def costs(detectors: dict[str, Detector], work: Path, repeats: int) -> dict[str, dict[str, Any]]:
     """Parameters, GFLOPs and CPU images/s (torch and ONNX Runtime) at each detector's input size.
+
+    Both runtimes time the network as :meth:`Detector.load` prepares it (batch norms folded,
+    channels-last); parameters and FLOPs are those of the network as trained.
 
     The timed runs of the models alternate, so a busy machine slows them alike.
     """
@@ -63,7 +67,8 @@ def costs(detectors: dict[str, Detector], work: Path, repeats: int) -> dict[str,
                 net(x)
 
         runs[name] = {"torch": run_torch, "ort": lambda session=session, feed=feed: session.run(None, feed)}
-        out[name] = {"params": count_params(net), "gflops": count_gflops(net.net, size), "threads": torch.get_num_threads()}
+        trained = build_detector(detector.cfg)  # counted as trained: batch norms not folded
+        out[name] = {"params": count_params(trained), "gflops": count_gflops(trained, size), "threads": torch.get_num_threads()}
     for kind in ("torch", "ort"):
         speeds: dict[str, list[float]] = {name: [] for name in runs}
         for run in runs.values():

@@ -39,6 +39,7 @@ from railwatch.export import export_onnx, onnx_session
 from railwatch.intrusion.models import count_gflops, count_params
 from railwatch.intrusion.seg.evaluate import evaluate_segmenter
 from railwatch.intrusion.seg.infer import Segmenter
+from railwatch.intrusion.seg.model import build_segmenter
 from railwatch.intrusion.seg.train import train_segmenter
 
 DEFAULT_OUT = Path("benchmarks/results/track_seg.json")
@@ -61,9 +62,10 @@ def cost(segmenter: Segmenter, work: Path, name: str, repeats: int) -> dict[str,
         with torch.no_grad():
             net(x)
 
+    trained = build_segmenter(segmenter.cfg, aux=False)  # counted as trained: batch norms not folded
     return {
-        "params": count_params(net),
-        "gflops": count_gflops(net, size),
+        "params": count_params(trained),
+        "gflops": count_gflops(trained, size),
         "torch_cpu_img_s": images_per_second(run_torch, repeats),
         "onnxruntime_cpu_img_s": images_per_second(lambda: session.run(None, feed), repeats),
         "threads": torch.get_num_threads(),

@@ -14,7 +14,7 @@ from railwatch.errors import InputError
 from railwatch.export import export_onnx, onnx_max_abs_diff
 from railwatch.intrusion.det.assign import TaskAlignedAssigner
 from railwatch.intrusion.det.head import decode, make_anchors
-from railwatch.intrusion.det.infer import Detector
+from railwatch.intrusion.det.infer import Detector, load_detector_net
 from railwatch.intrusion.det.loss import DetectionLoss, distribution_focal_loss
 from railwatch.intrusion.det.metrics import DetectionMetrics
 from railwatch.intrusion.det.model import DecodedDetector, build_detector
@@ -185,9 +185,13 @@ def test_checkpoint_round_trip_and_detections_in_image_pixels(tmp_path):
     path = save_checkpoint(tmp_path / "det.pt", net.state_dict(), TASK, SMALL.model_dump(mode="json"), {"seed": 0})
     raw = torch.load(path, weights_only=True)
     assert raw["task"] == TASK
-    detector = Detector.load(path)
-    for a, b in zip(detector.net.net.state_dict().values(), net.state_dict().values()):
+    loaded, _, _ = load_detector_net(path)
+    for a, b in zip(loaded.net.state_dict().values(), net.state_dict().values()):
         assert torch.equal(a, b)
+    detector = Detector.load(path)  # batch norms folded, channels-last: the same detections
+    x = torch.rand(1, 3, SMALL.input_height, SMALL.input_width)
+    with torch.no_grad():
+        assert torch.allclose(detector.net(x), DecodedDetector(net).eval()(x), rtol=1e-4, atol=1e-3)
     image = (np.random.default_rng(0).random((100, 300, 3)) * 255).astype(np.uint8)
     detector.infer = detector.infer.model_copy(update={"conf_threshold": 0.0})
     found = detector.detect(image)

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from railwatch.checkpoint import load_checkpoint
 from railwatch.errors import InputError
+from railwatch.nn.inference import prepare_for_inference
 from railwatch.surface.data import Normalisation, read_grey
 from railwatch.surface.models import build_surface_model
 from railwatch.surface.tiling import cut_along, stitch_along
@@ -112,7 +113,10 @@ class SurfaceSegmenter:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> SurfaceSegmenter:
-        """Load a ``surface train`` checkpoint (``weights_only=True``).
+        """Load a ``surface train`` checkpoint (``weights_only=True``), ready to segment.
+
+        The network is prepared for inference (:func:`~railwatch.nn.inference.prepare_for_inference`:
+        batch norms folded, channels-last), so it is for predicting and exporting, not training.
 
         Raises:
             InputError: missing, unreadable, or not a surface model.
@@ -123,7 +127,7 @@ class SurfaceSegmenter:
         net.load_state_dict(payload["state_dict"])
         norm = Normalisation(**settings["normalisation"])
         return cls(
-            NormalisedSegmenter(net, norm), int(settings["tile_height"]), settings["name"], device,
+            prepare_for_inference(NormalisedSegmenter(net, norm)), int(settings["tile_height"]), settings["name"], device,
             int(settings.get("mask_threshold", 127)), payload["meta"], int(settings["tile_width"]),
         )  # fmt: skip
 

@@ -16,6 +16,7 @@ from railwatch.intrusion.det.model import DecodedDetector, build_detector
 from railwatch.intrusion.det.postprocess import select_detections
 from railwatch.intrusion.det.train import TASK
 from railwatch.intrusion.det.types import Detections
+from railwatch.nn.inference import prepare_for_inference
 
 
 def load_detector_net(path: str | Path) -> tuple[DecodedDetector, DetModelConfig, dict[str, Any]]:
@@ -61,9 +62,13 @@ class Detector:
 
     @classmethod
     def load(cls, path: str | Path, infer: DetInferConfig | None = None, device: str | torch.device = "cpu") -> Detector:
-        """Rebuild the detector from a railwatch checkpoint (read with ``weights_only=True``)."""
+        """Rebuild the detector from a railwatch checkpoint (read with ``weights_only=True``), ready to detect.
+
+        The network is prepared for inference (:func:`~railwatch.nn.inference.prepare_for_inference`:
+        batch norms folded, channels-last), so it is for detecting and exporting, not training.
+        """
         net, cfg, meta = load_detector_net(path)
-        return cls(net, cfg, infer, device, meta)
+        return cls(prepare_for_inference(net), cfg, infer, device, meta)
 
     @property
     def input_size(self) -> tuple[int, int]:

@@ -21,6 +21,7 @@ from railwatch.intrusion.railfit import RailFit, fit_rails
 from railwatch.intrusion.seg.data import to_tensor
 from railwatch.intrusion.seg.model import build_segmenter
 from railwatch.intrusion.seg.train import TASK
+from railwatch.nn.inference import prepare_for_inference
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,11 @@ class Segmenter:
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Segmenter:
-        """Rebuild the network from a railwatch checkpoint (read with ``weights_only=True``)."""
+        """Rebuild the network from a railwatch checkpoint (read with ``weights_only=True``), ready to predict.
+
+        The network is prepared for inference (:func:`~railwatch.nn.inference.prepare_for_inference`:
+        batch norms folded, channels-last), so it is for predicting and exporting, not training.
+        """
         payload = load_checkpoint(path, TASK)
         cfg = SegModelConfig.model_validate(payload["model"])
         net = build_segmenter(cfg, aux=False)
@@ -68,7 +73,7 @@ class Segmenter:
             net.load_state_dict(state)
         except RuntimeError as err:
             raise InputError(f"{path}: weights do not fit a {cfg.arch} network ({str(err).splitlines()[0]})") from None
-        return cls(net, cfg, device, payload.get("meta", {}))
+        return cls(prepare_for_inference(net), cfg, device, payload.get("meta", {}))
 
     @property
     def input_size(self) -> tuple[int, int]:
