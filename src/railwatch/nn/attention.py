@@ -113,8 +113,8 @@ class MultiScaleDilatedAttention(nn.Module):
             return t[:, heads[0] * self.head_dim : (heads[-1] + 1) * self.head_dim]
         return torch.cat([t[:, i * self.head_dim : (i + 1) * self.head_dim] for i in heads], dim=1)
 
-    def _window_attention(self, q: Tensor, k: Tensor, v: Tensor, r: int, groups: int) -> Tensor:
-        """Eq. 6-7 for ``groups`` heads of dilation ``r``: softmax(q_ij K_r^T / sqrt(d)) V_r per query.
+    def _window_attention(self, q: Tensor, k: Tensor, v: Tensor, r: int, n_heads: int) -> Tensor:
+        """Eq. 6-7 for ``n_heads`` heads of dilation ``r``: softmax(q_ij K_r^T / sqrt(d)) V_r per query.
 
         Keys and values outside the map are zero (a zero logit and a zero value), as with
         zero padding.
@@ -123,13 +123,13 @@ class MultiScaleDilatedAttention(nn.Module):
         pad = r * (self.window // 2)
         keys, values = F.pad(k, (pad, pad, pad, pad)), F.pad(v, (pad, pad, pad, pad))
         taps = [(dy * r, dx * r) for dy in range(self.window) for dx in range(self.window)]
-        query = q.reshape(n, groups, self.head_dim, h, w)
+        query = q.reshape(n, n_heads, self.head_dim, h, w)
         logits = torch.stack(
-            [(query * keys[:, :, y : y + h, x : x + w].reshape(n, groups, self.head_dim, h, w)).sum(2) for y, x in taps],
+            [(query * keys[:, :, y : y + h, x : x + w].reshape(n, n_heads, self.head_dim, h, w)).sum(2) for y, x in taps],
             dim=2,
-        )  # (N, groups, taps, H, W)
+        )  # (N, heads, taps, H, W)
         weights = (logits * self.scale).softmax(dim=2)
         out = torch.zeros_like(query)
         for t, (y, x) in enumerate(taps):
-            out = out + weights[:, :, t : t + 1] * values[:, :, y : y + h, x : x + w].reshape(n, groups, self.head_dim, h, w)
+            out = out + weights[:, :, t : t + 1] * values[:, :, y : y + h, x : x + w].reshape(n, n_heads, self.head_dim, h, w)
         return out.reshape(n, c, h, w)
