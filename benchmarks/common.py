@@ -96,6 +96,14 @@ def scene_sets(work: Path, train_images: int, val_images: int, test_images: int,
     return train_dir, test_dir
 
 
+def recorded_train_seconds(out: Path, model: str) -> float | None:
+    """The training time an earlier report at ``out`` recorded for ``model`` (kept when runs are reused)."""
+    try:
+        return json.loads(out.read_text(encoding="utf-8"))["models"][model]["train_seconds"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _count(folder: Path) -> int:
     return sum(1 for _ in (folder / "images").glob("*/*"))
 

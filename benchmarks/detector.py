@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from common import images_per_second, scene_sets, write_report
+from common import images_per_second, recorded_train_seconds, scene_sets, write_report
 from railwatch.config import DetAugmentConfig, DetModelConfig, DetTrainConfig
 from railwatch.export import export_onnx, onnx_session
 from railwatch.intrusion.det.evaluate import evaluate_detector
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--val-every", type=int, default=250, help="validate every N steps")
     parser.add_argument("--repeats", type=int, default=10, help="timed inference runs per model")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of st-yolo,yolov8s")
-    parser.add_argument("--reuse", action="store_true", help="evaluate existing runs instead of training")
+    parser.add_argument("--reuse", action="store_true", help="evaluate existing runs instead of training (their recorded training time is kept)")
     parser.add_argument("--quick", action="store_true", help="tiny data and few steps: a smoke run, not figures")
     parser.add_argument("--keep-best", type=Path, help="copy the ST-YOLO checkpoint here")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         detector = Detector.load(run_dir / "best.pt")
         results["models"][name] = {
             "settings": model_cfg.model_dump(mode="json"),
-            "train_seconds": None if args.reuse else round(train_s, 1),
+            "train_seconds": recorded_train_seconds(args.out, name) if args.reuse else round(train_s, 1),
             "best_validation": detector.meta.get("metrics", {}),
             "accuracy": evaluate_detector(detector, test_dir, "val"),
         }

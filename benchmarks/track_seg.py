@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from common import images_per_second, scene_sets, write_report
+from common import images_per_second, recorded_train_seconds, scene_sets, write_report
 from railwatch.config import SegModelConfig, SegTrainConfig
 from railwatch.data.scenes import SCENE_CAMERA, WEATHERS
 from railwatch.export import export_onnx, onnx_session
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=4e-3)
     parser.add_argument("--repeats", type=int, default=10, help="timed inference runs per model")
     parser.add_argument("--models", default="bisenetv2,fcn", help="comma-separated subset of bisenetv2,fcn")
-    parser.add_argument("--reuse", action="store_true", help="evaluate existing runs instead of training")
+    parser.add_argument("--reuse", action="store_true", help="evaluate existing runs instead of training (their recorded training time is kept)")
     parser.add_argument("--quick", action="store_true", help="tiny data and few steps: a smoke run, not figures")
     parser.add_argument("--keep-best", type=Path, help="copy the BiSeNetV2 checkpoint here")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         accuracy = evaluate_segmenter(segmenter, test_dir, "val", max_distance_m=30.0).summary()
         results["models"][name] = {
             "settings": model_cfg.model_dump(mode="json"),
-            "train_seconds": None if args.reuse else round(train_s, 1),
+            "train_seconds": recorded_train_seconds(args.out, name) if args.reuse else round(train_s, 1),
             "best_validation": segmenter.meta.get("metrics", {}),
             "accuracy": accuracy,
             "cost": cost(segmenter, args.work, name, args.repeats),

@@ -11,9 +11,9 @@ leave the outputs unchanged (to float rounding) and only make them cheaper on a 
   channels-last paths (the plain NCHW kernels of max-pooling and upsampling are several times
   slower on CPU).
 
-Measured on the 2-core machine of the README at one thread: the packaged BiSeNetV2 at 512x1024
-453 -> 287 ms, YOLOv8s at 320x640 157 -> 134 ms, ST-YOLO 127 -> 112 ms, the surface FCN on a
-batch of 16 Type 1 tiles 1736 -> 1373 ms.
+``benchmarks/inference.py`` times both forms in turns; on the 2-core machine of the README the
+packaged BiSeNetV2 runs 1.7x faster at 512x1024, both detectors 1.27x at 320x640 and the surface
+FCN 1.16-1.25x on a batch of 16 tiles.
 """
 
 from __future__ import annotations

@@ -39,6 +39,22 @@ class Segmentation:
     rails: RailFit | None
 
 
+def load_segmenter_net(path: str | Path) -> tuple[nn.Module, SegModelConfig, dict[str, Any]]:
+    """The network of a segmenter checkpoint as trained (eval mode, no auxiliary heads), its settings and meta.
+
+    Raises:
+        InputError: missing or unreadable file, not a segmenter, or weights that do not fit.
+    """
+    payload = load_checkpoint(path, TASK)
+    cfg = SegModelConfig.model_validate(payload["model"])
+    net = build_segmenter(cfg, aux=False)
+    try:
+        net.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
+    except RuntimeError as err:
+        raise InputError(f"{path}: weights do not fit a {cfg.arch} network ({str(err).splitlines()[0]})") from None
+    return net.eval(), cfg, payload.get("meta", {})
+
+
 class Segmenter:
     """A trained track segmenter, ready to predict.
 
@@ -65,15 +81,8 @@ class Segmenter:
         The network is prepared for inference (:func:`~railwatch.nn.inference.prepare_for_inference`:
         batch norms folded, channels-last), so it is for predicting and exporting, not training.
         """
-        payload = load_checkpoint(path, TASK)
-        cfg = SegModelConfig.model_validate(payload["model"])
-        net = build_segmenter(cfg, aux=False)
-        state = {k: v.float() for k, v in payload["state_dict"].items()}
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as err:
-            raise InputError(f"{path}: weights do not fit a {cfg.arch} network ({str(err).splitlines()[0]})") from None
-        return cls(prepare_for_inference(net), cfg, device, payload.get("meta", {}))
+        net, cfg, meta = load_segmenter_net(path)
+        return cls(prepare_for_inference(net), cfg, device, meta)
 
     @property
     def input_size(self) -> tuple[int, int]:
