@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-seg bench-det bench-pipeline bench-surface bench-fasteners bench-vibration clean
+.PHONY: demo test bench bench-inference bench-seg bench-det bench-pipeline bench-surface bench-fasteners bench-vibration clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ bench-seg: $(STAMP)
 # about 1.5 hours on a 2-core CPU: trains ST-YOLO and YOLOv8s on the scenes of bench-seg
 bench-det: $(STAMP)
 	$(BIN)/python benchmarks/detector.py --steps 700 --val-every 175
+
+# about a minute: each network as trained against prepared for inference (folded norms, channels-last)
+bench-inference: $(STAMP)
+	$(BIN)/python benchmarks/inference.py
 
 # a few minutes: generated clips through the whole intrusion pipeline, levels against truth
 bench-pipeline: $(STAMP)
