@@ -186,6 +186,10 @@ class TrainingRun(Settings):
         val_every_steps: Validate every this many steps; ``None`` validates after each epoch.
         init_weights: A checkpoint of the same model to start from (fine-tuning, or training
             on); ``None`` starts from random weights.
+        channels_last: Keep the network's 4-D weights and activations channels-last while
+            training, the layout oneDNN's (CPU) and cuDNN's (mixed precision) convolutions run
+            fastest in. The same seed still trains the same model, but not bit for bit the model
+            of the other layout. On by default for the image CNNs where it was measured to help.
     """
 
     seed: int = 0
@@ -196,6 +200,7 @@ class TrainingRun(Settings):
     max_steps: int = -1
     val_every_steps: int | None = Field(None, ge=1)
     init_weights: str | None = None
+    channels_last: bool = False
 
 
 class SegTrainConfig(TrainingRun):
@@ -231,6 +236,7 @@ class SegTrainConfig(TrainingRun):
     ohem_keep_prob: float = Field(0.7, gt=0, lt=1)
     dice_weight: float = Field(1.0, ge=0)
     rail_crop_prob: float = Field(0.5, ge=0, le=1)
+    channels_last: bool = True  # BiSeNetV2's training step 1.29x faster on one CPU thread
 
 
 DET_ARCHS: tuple[str, ...] = ("st-yolo", "yolov8s")
@@ -434,6 +440,7 @@ class SurfaceTrainConfig(TrainingRun):
     flips: bool = False
     num_workers: int = Field(0, ge=0)
     backbone_weights: str | None = None
+    channels_last: bool = True  # a step 1.2x (SegNet) to 1.5x (fcn-type1) faster on one CPU thread
 
     @property
     def model_name(self) -> str:

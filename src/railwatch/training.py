@@ -27,6 +27,7 @@ class TrainerSettings(Protocol):
     precision: str
     max_steps: int
     val_every_steps: int | None
+    channels_last: bool
 
 
 class SaveBest(Callback):
@@ -52,6 +53,17 @@ class SaveBest(Callback):
             self.save(pl_module, {"epoch": trainer.current_epoch, "step": trainer.global_step, "metrics": metrics})
 
 
+class ChannelsLast(Callback):
+    """Put the model's 4-D weights in the channels-last layout before its optimisers are made.
+
+    Convolutions then return channels-last activations too, and their backward passes run in
+    that layout; only the first convolution converts its (NCHW) input.
+    """
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        pl_module.to(memory_format=torch.channels_last)
+
+
 def make_trainer(cfg: TrainerSettings, out: Path, best: SaveBest, steps_per_epoch: int, progress: bool = True) -> L.Trainer:
     """A Lightning trainer for ``cfg``: CSV logs under ``out/logs``, validation per epoch or every N steps."""
     devices: Any = int(cfg.devices) if cfg.devices.isdigit() else cfg.devices
@@ -65,7 +77,7 @@ def make_trainer(cfg: TrainerSettings, out: Path, best: SaveBest, steps_per_epoc
         devices=devices,
         precision=cfg.precision,
         deterministic="warn" if cfg.accelerator != "cpu" else True,
-        callbacks=[best],
+        callbacks=[best, ChannelsLast()] if cfg.channels_last else [best],
         logger=CSVLogger(out, name="logs"),
         enable_checkpointing=False,
         enable_progress_bar=progress,
