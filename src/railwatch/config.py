@@ -540,6 +540,7 @@ class FastenerTrainConfig(TrainingRun):
     k: float = 2.0
     num_workers: int = Field(0, ge=0)
     val_every_steps: int | None = Field(100, ge=1)
+    channels_last: bool = True  # 30 steps of the full KD-GAN 1.26x faster on one CPU thread
     arch: FastenerModelConfig = Field(default_factory=FastenerModelConfig)
     loss: FastenerLossConfig = Field(default_factory=FastenerLossConfig)
 
