@@ -34,7 +34,7 @@ def test_cpu_training_is_deterministic_without_filling_new_tensors(tmp_path):
 
 
 class _TinyConvTask(L.LightningModule):
-    """A two-layer CNN that learns to copy a 2x2 checkerboard's phase, with the layout of its activations recorded."""
+    """A two-layer CNN that learns which pixels are brighter than 0.5, recording the layout of its class scores."""
 
     def __init__(self) -> None:
         super().__init__()
