@@ -25,14 +25,14 @@ import argparse
 import copy
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from common import write_report
+from common import images_per_second, write_report
 from railwatch.nn.inference import prepare_for_inference
 
 DEFAULT_OUT = Path("benchmarks/results/inference.json")
@@ -72,12 +72,6 @@ def networks() -> dict[str, tuple[nn.Module, torch.Tensor]]:
     }
 
 
-def _ms(run: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    run()
-    return (time.perf_counter() - start) * 1000
-
-
 @torch.inference_mode()
 def compare(name: str, net: nn.Module, x: torch.Tensor, repeats: int) -> dict[str, Any]:
     """Median ms of the trained and the prepared network, timed in turns, and their largest output difference."""
@@ -89,7 +83,7 @@ def compare(name: str, net: nn.Module, x: torch.Tensor, repeats: int) -> dict[st
         run()
     for _ in range(repeats):
         for kind, run in runs.items():
-            times[kind].append(_ms(run))
+            times[kind].append(1000 / images_per_second(run, 1, warmup=0))
     trained, fast = statistics.median(times["trained"]), statistics.median(times["prepared"])
     print(f"{name}: {trained:.1f} -> {fast:.1f} ms ({trained / fast:.2f}x)", flush=True)
     return {"input": list(x.shape), "trained_ms": trained, "prepared_ms": fast, "speedup": trained / fast, "max_abs_diff": diff}
