@@ -7,12 +7,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from torchvision.models.shufflenetv2 import InvertedResidual
 
 from railwatch.checkpoint import save_checkpoint
 from railwatch.config import DetInferConfig, DetModelConfig
 from railwatch.errors import InputError
 from railwatch.export import export_onnx, onnx_max_abs_diff
 from railwatch.intrusion.det.assign import TaskAlignedAssigner
+from railwatch.intrusion.det.backbones import ShuffleUnit
 from railwatch.intrusion.det.head import decode, make_anchors
 from railwatch.intrusion.det.infer import Detector, load_detector_net
 from railwatch.intrusion.det.loss import DetectionLoss, distribution_focal_loss
@@ -48,6 +50,22 @@ def test_switches_remove_se_and_msda():
     dilated = build_detector(DetModelConfig(msda_dilations=(1, 2, 3, 4)))
     assert dilated.backbone.context.attn.dilations == (1, 2, 3, 4)
     assert count_params(dilated) == full  # the dilation changes where keys come from, not the weights
+
+
+@pytest.mark.parametrize(("c_in", "c_out", "stride"), [(24, 116, 2), (116, 116, 1)])
+def test_shuffle_unit_is_torchvisions_unit_in_either_layout(c_in, c_out, stride):
+    torch.manual_seed(0)
+    reference = InvertedResidual(c_in, c_out, stride).eval()
+    unit = ShuffleUnit(reference).eval()
+    assert unit.state_dict().keys() == reference.state_dict().keys()  # checkpoints load either way
+    x = torch.randn(2, c_in, 12, 16)
+    with torch.no_grad():
+        expected = reference(x)
+        assert torch.equal(unit(x), expected)
+        unit = unit.to(memory_format=torch.channels_last)
+        out = unit(x.contiguous(memory_format=torch.channels_last))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(out, expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("arch", ["st-yolo", "yolov8s"])
