@@ -26,7 +26,8 @@ import argparse
 import shutil
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,30 +47,54 @@ TEST_WEATHERS = ("fog", "rain", "night")
 MODELS = ("st-yolo", "yolov8s")
 
 
-def costs(detectors: dict[str, Detector], work: Path, repeats: int) -> dict[str, dict[str, Any]]:
+def costs(detectors: dict[str, Detector], work: Path, repeats: int, threads: Sequence[int]) -> dict[str, dict[str, Any]]:
     """Parameters, GFLOPs and CPU images/s (torch and ONNX Runtime) at each detector's input size.
 
     Both runtimes time the network as :meth:`Detector.load` prepares it (batch norms folded,
-    channels-last); parameters and FLOPs are those of the network as trained.
+    channels-last); parameters and FLOPs are those of the network as trained. Speed is measured
+    with each of ``threads`` CPU threads (``by_threads``); the top-level figures are those of
+    the largest count.
 
     The timed runs of the models alternate, so a busy machine slows them alike.
     """
-    runs: dict[str, dict[str, Any]] = {}
     out: dict[str, dict[str, Any]] = {}
+    exported: dict[str, tuple[torch.nn.Module, torch.Tensor, Path]] = {}
     for name, detector in detectors.items():
         net, size = detector.net.cpu().eval(), detector.input_size
         x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
-        session = onnx_session(export_onnx(net, x, work / f"{name}.onnx", output_names=("detections",)))
-        feed = {session.get_inputs()[0].name: x.numpy()}
-
-        def run_torch(net=net, x=x) -> None:
-            with torch.no_grad():
-                net(x)
-
-        runs[name] = {"torch": run_torch, "ort": lambda session=session, feed=feed: session.run(None, feed)}
+        exported[name] = (net, x, export_onnx(net, x, work / f"{name}.onnx", output_names=("detections",)))
         trained = build_detector(detector.cfg)  # counted as trained: batch norms not folded
-        out[name] = {"params": count_params(trained), "gflops": count_gflops(trained, size), "threads": torch.get_num_threads()}
-    for kind in ("torch", "ort"):
+        out[name] = {"params": count_params(trained), "gflops": count_gflops(trained, size), "threads": max(threads), "by_threads": {}}
+    default_threads = torch.get_num_threads()
+    try:
+        for n in threads:
+            torch.set_num_threads(n)
+            runs: dict[str, dict[str, Callable[[], Any]]] = {}
+            for name, (net, x, path) in exported.items():
+                session = onnx_session(path, threads=n)
+                feed = {session.get_inputs()[0].name: x.numpy()}
+                runs[name] = {
+                    "torch_cpu_img_s": partial(_forward, net, x),
+                    "onnxruntime_cpu_img_s": partial(session.run, None, feed),
+                }
+            for name, speeds in _timed_in_turns(runs, repeats).items():
+                out[name]["by_threads"][str(n)] = speeds
+    finally:
+        torch.set_num_threads(default_threads)
+    for figures in out.values():
+        figures.update(figures["by_threads"][str(max(threads))])
+    return out
+
+
+def _forward(net: torch.nn.Module, x: torch.Tensor) -> None:
+    with torch.no_grad():
+        net(x)
+
+
+def _timed_in_turns(runs: dict[str, dict[str, Callable[[], Any]]], repeats: int) -> dict[str, dict[str, float]]:
+    """Median images/s of every model's runs of each kind, the models timed in turns."""
+    out: dict[str, dict[str, float]] = {name: {} for name in runs}
+    for kind in next(iter(runs.values())):
         speeds: dict[str, list[float]] = {name: [] for name in runs}
         for run in runs.values():
             run[kind](), run[kind]()  # warm-up
@@ -77,7 +102,7 @@ def costs(detectors: dict[str, Detector], work: Path, repeats: int) -> dict[str,
             for name, run in runs.items():
                 speeds[name].append(images_per_second(run[kind], 1, warmup=0))
         for name, values in speeds.items():
-            out[name][f"{'torch' if kind == 'torch' else 'onnxruntime'}_cpu_img_s"] = statistics.median(values)
+            out[name][kind] = statistics.median(values)
     return out
 
 
@@ -103,13 +128,22 @@ def markdown(results: dict[str, Any]) -> str:
             "ort_speed": oc["onnxruntime_cpu_img_s"] / bc["onnxruntime_cpu_img_s"],
             "map50_points": 100 * (ours["accuracy"]["map50"] - base["accuracy"]["map50"]),
         }
-        results["ratios"] = ratios
+        by_threads = {
+            n: {kind: speeds[kind] / bc["by_threads"][n][kind] for kind in speeds}
+            for n, speeds in oc.get("by_threads", {}).items()
+        }
+        results["ratios"] = {**ratios, "speed_by_threads": by_threads}
         lines += [
             "",
             f"ST-YOLO / YOLOv8s: params {ratios['params']:.2f}x, GFLOPs {ratios['gflops']:.2f}x, "
             f"CPU speed {ratios['torch_speed']:.2f}x (torch) / {ratios['ort_speed']:.2f}x (ORT), "
             f"mAP@0.5 {ratios['map50_points']:+.1f} points.",
         ]
+        for n, r in by_threads.items():
+            lines.append(
+                f"CPU speed with {n} thread{'s' if n != '1' else ''}: {r['torch_cpu_img_s']:.2f}x (torch) / "
+                f"{r['onnxruntime_cpu_img_s']:.2f}x (ORT)."
+            )
         lines.append("")
         lines.append("| class | " + " | ".join(f"{m} AP@0.5" for m in results["models"]) + " |")
         lines.append("|---|" + "--:|" * len(results["models"]))
@@ -132,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--val-every", type=int, default=250, help="validate every N steps")
     parser.add_argument("--repeats", type=int, default=10, help="timed inference runs per model")
+    parser.add_argument("--threads", default=f"1,{torch.get_num_threads()}", help="comma-separated CPU thread counts to time at")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of st-yolo,yolov8s")
     parser.add_argument("--reuse", action="store_true", help="evaluate existing runs instead of training (their recorded training time is kept)")
     parser.add_argument("--quick", action="store_true", help="tiny data and few steps: a smoke run, not figures")
@@ -169,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == "st-yolo" and args.keep_best:
             args.keep_best.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(run_dir / "best.pt", args.keep_best)
-    for name, figures in costs(detectors, args.runs, args.repeats).items():
+    for name, figures in costs(detectors, args.runs, args.repeats, sorted({int(n) for n in args.threads.split(',')})).items():
         results["models"][name]["cost"] = figures
     settings = {
         "train_images": args.train_images,

@@ -44,12 +44,14 @@ def export_onnx(
     return _atomic_write(path, write)
 
 
-def onnx_session(path: str | Path):
-    """An ONNX Runtime CPU session for ``path``."""
+def onnx_session(path: str | Path, threads: int | None = None):
+    """An ONNX Runtime CPU session for ``path``, with ``threads`` intra-op threads (ONNX Runtime's choice if None)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if threads is not None:
+        options.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
