@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 from torchvision.models import shufflenet_v2_x1_0
-from torchvision.models.shufflenetv2 import InvertedResidual, channel_shuffle
+from torchvision.models.shufflenetv2 import InvertedResidual
 
 from railwatch.intrusion.det.layers import SPPF, C2f
 from railwatch.nn.attention import MultiScaleDilatedAttention, SqueezeExcite
@@ -43,12 +43,13 @@ class ShuffleUnit(nn.Module):
     """A ShuffleNetV2 unit: torchvision's ``InvertedResidual`` with a channel shuffle that keeps the layout.
 
     The branches, and so the parameters and their state-dict names, are those of ``unit``;
-    the output is the same. torchvision shuffles by viewing the map as ``(N, 2, C/2, H, W)``
-    and calling ``contiguous()`` on the transpose, which turns a channels-last map into an NCHW
-    one after every unit, so each following convolution converts it back. Here a channels-last
-    map is shuffled in its ``(N, H, W, C)`` view and stays channels-last (ST-YOLO on one CPU
-    thread: 94 -> 84 ms). Otherwise, and in ONNX, the shuffle is one gather of the channels in
-    a fixed order, which needs no shape arithmetic in the exported graph.
+    the output is the same. torchvision concatenates the branches, then shuffles by viewing the
+    map as ``(N, 2, C/2, H, W)`` and calling ``contiguous()`` on the transpose, which turns a
+    channels-last map into an NCHW one after every unit, so each following convolution
+    converts it back. Here the two halves are interleaved in one stack in the ``(N, H, W, C)``
+    view of a channels-last map, which stays channels-last (ST-YOLO on one CPU thread: 94 -> 84
+    ms). In ONNX the shuffle is one gather of the channels in a fixed order, which needs no
+    shape arithmetic in the exported graph.
     """
 
     def __init__(self, unit: InvertedResidual) -> None:
@@ -62,20 +63,21 @@ class ShuffleUnit(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.stride == 1:
             x1, x2 = x.split([self.half, self.half], dim=1)
-            out = torch.cat((x1, self.branch2(x2)), dim=1)
-        else:
-            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
-        return self._shuffle(out)
+            return self._concat_shuffled(x1, self.branch2(x2))
+        return self._concat_shuffled(self.branch1(x), self.branch2(x))
 
-    def _shuffle(self, x: Tensor) -> Tensor:
-        """torchvision's ``channel_shuffle(x, 2)``, in ``x``'s memory layout."""
+    def _concat_shuffled(self, a: Tensor, b: Tensor) -> Tensor:
+        """torchvision's ``channel_shuffle(cat(a, b), 2)``: the channels of ``a`` and ``b`` interleaved.
+
+        Written as one stack (one copy, where concatenating and then shuffling copies twice),
+        in ``b``'s memory layout.
+        """
         if torch.onnx.is_in_onnx_export():
-            return x.index_select(1, self.order)
-        if x.is_contiguous(memory_format=torch.channels_last):
-            n, c, h, w = x.shape
-            nhwc = x.permute(0, 2, 3, 1).reshape(n, h, w, 2, self.half).transpose(3, 4).reshape(n, h, w, c)
-            return nhwc.permute(0, 3, 1, 2)
-        return channel_shuffle(x, 2)
+            return torch.cat((a, b), dim=1).index_select(1, self.order)
+        if b.is_contiguous(memory_format=torch.channels_last):
+            nhwc = torch.stack((a.permute(0, 2, 3, 1), b.permute(0, 2, 3, 1)), dim=-1)  # (N, H, W, C/2, 2)
+            return nhwc.flatten(3).permute(0, 3, 1, 2)
+        return torch.stack((a, b), dim=2).flatten(1, 2)  # (N, C/2, 2, H, W) -> channel 2i + k
 
 
 class ShuffleNetV2SE(nn.Module):
