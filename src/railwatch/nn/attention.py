@@ -116,20 +116,20 @@ class MultiScaleDilatedAttention(nn.Module):
     def _window_attention(self, q: Tensor, k: Tensor, v: Tensor, r: int, n_heads: int) -> Tensor:
         """Eq. 6-7 for ``n_heads`` heads of dilation ``r``: softmax(q_ij K_r^T / sqrt(d)) V_r per query.
 
-        Keys and values outside the map are zero (a zero logit and a zero value), as with
-        zero padding.
+        Computed position-major, ``(N, H, W, heads, d)``: a channels-last map is already laid out
+        so, and a window tap's keys at one position are then contiguous, so no tap is copied to
+        split it into heads. Keys and values outside the map are zero (a zero logit and a zero
+        value), as with zero padding.
         """
         n, c, h, w = q.shape
         pad = r * (self.window // 2)
-        keys, values = F.pad(k, (pad, pad, pad, pad)), F.pad(v, (pad, pad, pad, pad))
+        keys, values = (F.pad(t, (pad, pad, pad, pad)).permute(0, 2, 3, 1) for t in (k, v))
+        per_head = (n, h, w, n_heads, self.head_dim)
+        query = q.permute(0, 2, 3, 1).reshape(per_head)
         taps = [(dy * r, dx * r) for dy in range(self.window) for dx in range(self.window)]
-        query = q.reshape(n, n_heads, self.head_dim, h, w)
-        logits = torch.stack(
-            [(query * keys[:, :, y : y + h, x : x + w].reshape(n, n_heads, self.head_dim, h, w)).sum(2) for y, x in taps],
-            dim=2,
-        )  # (N, heads, taps, H, W)
-        weights = (logits * self.scale).softmax(dim=2)
+        logits = torch.stack([(query * keys[:, y : y + h, x : x + w].reshape(per_head)).sum(-1) for y, x in taps], dim=-1)
+        weights = (logits * self.scale).softmax(dim=-1)  # (N, H, W, heads, taps)
         out = torch.zeros_like(query)
         for t, (y, x) in enumerate(taps):
-            out = out + weights[:, :, t : t + 1] * values[:, :, y : y + h, x : x + w].reshape(n, n_heads, self.head_dim, h, w)
-        return out.reshape(n, c, h, w)
+            out = out + weights[..., t : t + 1] * values[:, y : y + h, x : x + w].reshape(per_head)
+        return out.reshape(n, h, w, c).permute(0, 3, 1, 2)
