@@ -78,3 +78,24 @@ def load_checkpoint(path: str | Path, task: str) -> dict[str, Any]:
     if payload.get("task") != task:
         raise InputError(f"{path}: a {payload.get('task')!r} checkpoint, expected {task!r}")
     return payload
+
+
+FLOAT16_MAX = 65504.0
+
+
+def half_precision(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A copy of ``state_dict`` with its weights in float16, to halve a shipped model file.
+
+    Batch-norm statistics (``running_mean``, ``running_var``) and any tensor with a value
+    float16 cannot hold stay float32: a running variance over 65504 would become infinite and
+    silence its channels when the model predicts. Loading casts everything back to the
+    network's float32.
+    """
+
+    def keep_float32(name: str, value: torch.Tensor) -> bool:
+        return name.endswith(("running_mean", "running_var")) or bool(value.abs().max() > FLOAT16_MAX)
+
+    return {
+        name: value.half() if value.is_floating_point() and value.numel() and not keep_float32(name, value) else value
+        for name, value in state_dict.items()
+    }
