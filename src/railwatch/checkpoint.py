@@ -80,9 +80,6 @@ def load_checkpoint(path: str | Path, task: str) -> dict[str, Any]:
     return payload
 
 
-FLOAT16_MAX = 65504.0
-
-
 def half_precision(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A copy of ``state_dict`` with its weights in float16, to halve a shipped model file.
 
@@ -93,7 +90,7 @@ def half_precision(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     """
 
     def keep_float32(name: str, value: torch.Tensor) -> bool:
-        return name.endswith(("running_mean", "running_var")) or bool(value.abs().max() > FLOAT16_MAX)
+        return name.endswith(("running_mean", "running_var")) or bool(value.abs().max() > torch.finfo(torch.float16).max)
 
     return {
         name: value.half() if value.is_floating_point() and value.numel() and not keep_float32(name, value) else value
