@@ -30,6 +30,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,10 @@ def finished_folds(out: Path, settings: dict[str, Any], quiet: bool = False) -> 
         if not quiet:
             print(f"{out} holds a run with another budget or device; starting over")
         return {}, {}
+    # folds saved before the processor was recorded per fold were all timed on the file's machine
+    timed_on = earlier.get("machine", {}).get("processor", "")
     results = {
-        rail_type: [ModelCV(r["model"], [FoldScores(**f) for f in r["folds"]]) for r in runs]
+        rail_type: [ModelCV(r["model"], [FoldScores(**{"processor": timed_on, **f}) for f in r["folds"]]) for r in runs]
         for rail_type, runs in earlier.get("results", {}).items()
     }
     return results, earlier.get("data", {})
@@ -119,9 +122,14 @@ def verdict(rail_type: str, results: list[ModelCV]) -> list[str]:
         f"mean IoU {iou:.3f} ({'meets' if iou >= IOU_BAR else 'misses'} {IOU_BAR})"
     ]
     for other in results:
-        if other is not fcn and other.folds:
-            ratio = other.mean("step_ms") / step
-            lines.append(f"{rail_type}: {other.model} step {other.mean('step_ms'):.0f} ms = {ratio:.2f}x the FCN's {step:.0f} ms")
+        if other is fcn or not other.folds:
+            continue
+        if len(set(fcn.processors() + other.processors())) > 1:
+            lines.append(f"{rail_type}: {other.model}'s and the FCN's steps were timed on different processors; "
+                         "compare them in a --steps 30 run of both on one machine")  # fmt: skip
+            continue
+        ratio = other.mean("step_ms") / step
+        lines.append(f"{rail_type}: {other.model} step {other.mean('step_ms'):.0f} ms = {ratio:.2f}x the FCN's {step:.0f} ms")
     return lines
 
 
@@ -149,7 +157,8 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    settings["device"] = compute_device(args.accelerator)  # CPU and GPU folds are never mixed in one table
+    settings["device"] = compute_device(args.accelerator)
+    processor = machine_info()["processor"]  # CPU and GPU folds are never mixed in one table
     results, data = ({}, {}) if args.fresh else finished_folds(args.out, settings)
 
     def save_partial() -> None:
@@ -182,6 +191,7 @@ def main() -> None:
             done = {name: sorted(set(done.get(name, [])) | skipped) for name in names}
 
         def on_fold(name: str, scores: Any, rail_type: str = rail_type) -> None:
+            scores = replace(scores, processor=processor)
             print(f"{rail_type} {name} fold {scores.fold}: F1 {scores.f1:.3f} IoU {scores.iou:.3f} {scores.step_ms:.0f} ms/step", flush=True)
             nonlocal results
             results = merge_results(results, {rail_type: [ModelCV(name, [scores])]})

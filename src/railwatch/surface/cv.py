@@ -29,6 +29,8 @@ class FoldScores:
     precision: float
     recall: float
     step_ms: float
+    processor: str = ""
+    """The processor ``step_ms`` was measured on (empty where not recorded)."""
 
 
 @dataclass
@@ -40,6 +42,10 @@ class ModelCV:
 
     def mean(self, name: str) -> float:
         return mean(getattr(f, name) for f in self.folds)
+
+    def processors(self) -> list[str]:
+        """The processors the folds' step times were measured on, in fold order, each once."""
+        return list(dict.fromkeys(f.processor for f in self.folds if f.processor))
 
     def to_dict(self) -> dict:
         means = {k: self.mean(k) for k in ("f1", "iou", "loss", "accuracy", "precision", "recall", "step_ms")}
@@ -101,13 +107,13 @@ def tables_markdown(results: dict[str, list[ModelCV]]) -> str:
         lines.append("")
     lines += [
         "**Table 7: cross-validation means**", "",
-        "| Type | Model | Time per step | Validation loss | Validation accuracy | F1 | IoU |",
-        "|---|---|--:|--:|--:|--:|--:|",
+        "| Type | Model | Time per step | Validation loss | Validation accuracy | F1 | IoU | Timed on |",
+        "|---|---|--:|--:|--:|--:|--:|---|",
     ]  # fmt: skip
     for rail_type, rs in results.items():
         for r in rs:
             lines.append(
                 f"| {rail_type} | {r.model} | {r.mean('step_ms'):.0f} ms | {r.mean('loss'):.4f} | {r.mean('accuracy'):.4f} "
-                f"| {r.mean('f1'):.3f} | {r.mean('iou'):.3f} |"
+                f"| {r.mean('f1'):.3f} | {r.mean('iou'):.3f} | {', '.join(r.processors()) or '-'} |"
             )
     return "\n".join(lines) + "\n"
