@@ -20,6 +20,8 @@ from railwatch.fasteners.data import (
     augment_batch,
     crop_boxes,
     crops_from_annotations,
+    disorder_digit,
+    erase_digit_part,
     mnist_protocol,
     read_crop_folder,
     read_mnist,
@@ -261,13 +263,67 @@ def test_mnist_protocol_matches_section_3_1_1(mnist_splits):
     counts = {name: np.bincount(getattr(splits, name).labels, minlength=2).tolist() for name in ("train", "val", "test")}
     assert counts == {"train": [1200, 0], "val": [600, 40], "test": [200, 60]}
     assert not splits.train.has_anomalies and set(splits.train.kinds) == {"normal"}
-    assert set(splits.test.kinds) == {"normal", "digit-0"}
+    assert {k: splits.test.kinds.count(k) for k in ("digit-0", "disorder", "missing")} == {"digit-0": 20, "disorder": 20, "missing": 20}
     assert splits.val.images.shape == (640, 128, 128) and splits.val.images.dtype == np.uint8
     sources = [set(getattr(splits, name).sources) for name in ("train", "val", "test")]
     assert sum(map(len, sources)) == 2100 and len(set.union(*sources)) == 2100  # no overlap
+    digits = {s.split("/")[0] for s in set.union(*sources)}
+    assert len(digits) == 2100  # a made anomaly starts from a digit used nowhere else
     assert all(s.startswith("mnist-t10k#") for s in sources[0])
     assert again.test.sources == splits.test.sources and np.array_equal(again.test.images, splits.test.images)
     assert other.test.sources != splits.test.sources
+
+
+def _strokes(rng: np.random.Generator) -> np.ndarray:
+    """A 28 x 28 "digit": a few thick random strokes, MNIST-like grey values."""
+    image = np.zeros((28, 28), np.uint8)
+    for _ in range(3):
+        y, x = rng.integers(6, 22, 2)
+        dy, dx = rng.integers(-1, 2, 2)
+        for t in range(8):
+            yy, xx = np.clip([y + t * dy, x + t * dx], 1, 26)
+            image[yy - 1 : yy + 2, xx - 1 : xx + 2] = 255
+    return image
+
+
+def test_disorder_swaps_two_parts_and_erase_only_blanks_one():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        digit = _strokes(rng)
+        ink = float(digit.sum())
+        disordered = disorder_digit(digit, rng)
+        assert np.array_equal(np.sort(disordered, axis=None), np.sort(digit, axis=None))  # pixels only move
+        changed = np.argwhere(disordered != digit)
+        moved = np.clip(digit.astype(float) - disordered, 0, None).sum() / ink
+        blocks = {(y // 7, x // 7) for y, x in changed}
+        assert len(blocks) <= 2 and 0 < moved <= 0.6 + 1e-9  # two 7 x 7 blocks of a 4 x 4 grid trade places
+        erased = erase_digit_part(digit, rng)
+        assert (erased <= digit).all() and not np.array_equal(erased, digit)  # only set to black
+        assert 0 < 1 - erased.sum() / ink <= 0.6 + 1e-9
+    assert np.array_equal(disorder_digit(digit, np.random.default_rng(5)), disorder_digit(digit, np.random.default_rng(5)))
+
+
+def test_mnist_protocol_makes_figure_7_anomalies_from_unused_digits(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 2300  # 230 zeros; 2070 other digits: 2000 normal and 70 spare for the made anomalies
+    images = np.stack([_strokes(rng) for _ in range(n)])
+    labels = bytes(i % 10 for i in range(n))
+    _idx(tmp_path / "t10k-images-idx3-ubyte.gz", 2051, (n, 28, 28), images.tobytes())
+    _idx(tmp_path / "t10k-labels-idx1-ubyte.gz", 2049, (n,), labels)
+    splits = mnist_protocol(tmp_path, seed=0, size=32)
+    assert {k: splits.val.kinds.count(k) for k in ("normal", "digit-0", "disorder", "missing")} == {
+        "normal": 600, "digit-0": 14, "disorder": 13, "missing": 13}  # fmt: skip
+    assert {k: splits.test.kinds.count(k) for k in ("normal", "digit-0", "disorder", "missing")} == {
+        "normal": 200, "digit-0": 20, "disorder": 20, "missing": 20}  # fmt: skip
+    normal_digits = {s for part in (splits.train, splits.val, splits.test) for s, k in zip(part.sources, part.kinds) if k == "normal"}
+    made = [(s, k) for s, k in zip(splits.test.sources, splits.test.kinds) if k in ("disorder", "missing")]
+    assert all(s.endswith("/" + k) and s.split("/")[0] not in normal_digits for s, k in made)
+    assert all(int(s.split("#")[1].split("/")[0]) % 10 != 0 for s, _ in made)  # made from digits 1-9
+    zeros_only = mnist_protocol(tmp_path, seed=0, size=32, anomalies=("digit",))
+    assert set(zeros_only.test.kinds) == {"normal", "digit-0"} and zeros_only.test.labels.sum() == 60
+    assert zeros_only.train.sources == splits.train.sources  # the normal draw does not depend on the anomalies
+    with pytest.raises(InputError, match="anomaly kinds must be some of"):
+        mnist_protocol(tmp_path, anomalies=("rotated",))
 
 
 # ---------------------------------------------------------------------------------------------

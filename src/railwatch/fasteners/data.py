@@ -11,7 +11,9 @@ Preparation as in the paper:
   40 anomalous to validate, 200 normal and 60 anomalous to test, stratified per anomaly kind
   (:func:`split_generated`);
 - the MNIST check of section 3.1.1 takes digit 0 as the anomaly and 1-9 as normal, resized to
-  128x128 bicubic, and draws 2000 normal and 100 anomalous images (:func:`mnist_protocol`).
+  128x128 bicubic, and draws 2000 normal and 100 anomalous images (:func:`mnist_protocol`); the
+  anomalies are zeros and, as Figure 7 shows, digits 1-9 made anomalous by swapping two of their
+  parts (:func:`disorder_digit`) or erasing one (:func:`erase_digit_part`).
 
 Layouts read:
 
@@ -33,6 +35,7 @@ Images are grey ``uint8``; boxes are ``x1, y1, x2, y2`` in pixel-edge coordinate
 
 from __future__ import annotations
 
+import functools
 import gzip
 import math
 import zlib
@@ -56,6 +59,9 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".t
 NORMAL_KIND = "normal"
 MNIST_NORMAL, MNIST_ANOMALOUS = 2000, 100
 """Images drawn from MNIST for the protocol of section 3.1.1."""
+MNIST_ANOMALY_KINDS: tuple[str, ...] = ("digit", "disorder", "missing")
+"""The MNIST anomalies of section 3.1.1 and Figure 7 (b)-(d): the anomaly digit itself ("zero-position"),
+normal digits with two parts swapped ("disorder") and normal digits with a part erased ("missing")."""
 
 _RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 _MNIST_FILES = {"images": ("t10k-images-idx3-ubyte", 2051, 3), "labels": ("t10k-labels-idx1-ubyte", 2049, 1)}
@@ -601,35 +607,125 @@ def read_mnist(root: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return images.copy(), labels.astype(np.int64)
 
 
-def mnist_protocol(root: str | Path, seed: int = 0, anomaly_digit: int = 0, size: int = IMAGE_SIZE) -> CropSplits:
+def _ink_moved(before: np.ndarray, after: np.ndarray) -> float:
+    """Share of ``before``'s ink (grey mass) that is no longer where it was in ``after``."""
+    ink = float(before.sum())
+    return float(np.clip(before.astype(np.float64) - after, 0, None).sum()) / ink if ink else 0.0
+
+
+def disorder_digit(image: np.ndarray, rng: np.random.Generator, grid: int = 4, moved: tuple[float, float] = (0.2, 0.6)) -> np.ndarray:
+    """A "disorder anomaly" (section 3.1.1, Figure 7c): two blocks of a ``grid x grid`` split of the digit swapped.
+
+    Pairs of blocks are drawn until the swap moves between ``moved[0]`` and ``moved[1]`` of the
+    digit's ink (the closest pair of 64 draws otherwise), so every result is visibly out of
+    order but still mostly the digit. Only pixels move: the grey values are a permutation of the input's.
+    """
+    block_h, block_w = image.shape[0] // grid, image.shape[1] // grid
+    best, best_gap = image, math.inf
+    for _ in range(64):
+        a, b = rng.choice(grid * grid, 2, replace=False)
+        (ay, ax), (by, bx) = divmod(int(a), grid), divmod(int(b), grid)
+        out = image.copy()
+        first = (slice(ay * block_h, (ay + 1) * block_h), slice(ax * block_w, (ax + 1) * block_w))
+        second = (slice(by * block_h, (by + 1) * block_h), slice(bx * block_w, (bx + 1) * block_w))
+        out[first], out[second] = image[second], image[first]
+        share = _ink_moved(image, out)
+        gap = max(moved[0] - share, share - moved[1], 0.0)
+        if gap < best_gap:
+            best, best_gap = out, gap
+        if gap == 0:
+            break
+    return best
+
+
+def erase_digit_part(image: np.ndarray, rng: np.random.Generator, side: float = 1 / 3, removed: tuple[float, float] = (0.2, 0.6)) -> np.ndarray:
+    """A "missing anomaly" (section 3.1.1, Figure 7d): a square of ``side`` of the image blanked over a stroke.
+
+    The square is centred on a random stroke pixel and redrawn until it erases between
+    ``removed[0]`` and ``removed[1]`` of the digit's ink (the closest of 64 draws otherwise).
+    Pixels are only ever set to black.
+    """
+    half = max(1, round(min(image.shape) * side)) // 2
+    strokes = np.argwhere(image > 127)
+    if len(strokes) == 0:
+        strokes = np.argwhere(image > 0)
+    best, best_gap = image, math.inf
+    for _ in range(64):
+        y, x = strokes[rng.integers(len(strokes))] if len(strokes) else rng.integers(image.shape)
+        out = image.copy()
+        out[max(0, y - half) : y + half + 1, max(0, x - half) : x + half + 1] = 0
+        share = _ink_moved(image, out)
+        gap = max(removed[0] - share, share - removed[1], 0.0)
+        if gap < best_gap:
+            best, best_gap = out, gap
+        if gap == 0:
+            break
+    return best
+
+
+def mnist_protocol(
+    root: str | Path,
+    seed: int = 0,
+    anomaly_digit: int = 0,
+    size: int = IMAGE_SIZE,
+    anomalies: Sequence[str] = MNIST_ANOMALY_KINDS,
+) -> CropSplits:
     """The MNIST experiment of section 3.1.1 on the test split in ``root`` (:func:`read_mnist`).
 
-    Digit ``anomaly_digit`` (0 in the paper) is the anomaly, the others normal; a seeded draw
-    of 2000 normal and 100 anomalous images, resized to ``size`` bicubic, is split into 1200
+    Digit ``anomaly_digit`` (0 in the paper) is the anomaly class, the others normal. A seeded
+    draw of 2000 normal and 100 anomalous images, resized to ``size`` bicubic, is split into 1200
     normal for training, 600 normal + 40 anomalous for validation and 200 normal + 60 anomalous
-    for testing (:func:`split_generated`). Kinds are ``"normal"`` and ``"digit-<d>"``, sources
-    ``"mnist-t10k#<index>"``.
+    for testing (:func:`split_generated`, stratified per kind). The 100 anomalies are shared
+    evenly between the ``anomalies`` kinds of Figure 7 (34/33/33 for all three):
+
+    - ``"digit"``: images of ``anomaly_digit`` (kind ``"digit-<d>"``, Figure 7b);
+    - ``"disorder"``: other normal-class digits with two parts swapped (:func:`disorder_digit`, 7c);
+    - ``"missing"``: other normal-class digits with a part erased (:func:`erase_digit_part`, 7d).
+
+    The made anomalies start from digits outside the 2000 normal images, and are made at MNIST's
+    28 x 28 before resizing. ``anomalies=("digit",)`` is the zeros-only reading (100 zeros).
+    Sources read ``"mnist-t10k#<index>"``, with ``/disorder`` or ``/missing`` for made anomalies.
 
     Raises:
-        InputError: unreadable files, a digit outside 0-9, or too few images of a class.
+        InputError: unreadable files, a digit outside 0-9, an unknown anomaly kind, or too few
+            images of a class.
     """
     if not 0 <= anomaly_digit <= 9:
         raise InputError(f"anomaly digit must be 0-9, got {anomaly_digit}")
+    unknown = sorted(set(anomalies) - set(MNIST_ANOMALY_KINDS))
+    if unknown or not anomalies:
+        raise InputError(f"MNIST anomaly kinds must be some of {', '.join(MNIST_ANOMALY_KINDS)}, got {', '.join(anomalies) or 'none'}")
+    kinds = list(dict.fromkeys(anomalies))
+    counts = {kind: MNIST_ANOMALOUS // len(kinds) + (i < MNIST_ANOMALOUS % len(kinds)) for i, kind in enumerate(kinds)}
     images, labels = read_mnist(root)
     rng = np.random.default_rng([seed, 3011])  # the draw; split_generated shuffles with its own stream
+    normal_pool = np.flatnonzero(labels != anomaly_digit)
+    draws = {"normal": (normal_pool, MNIST_NORMAL)}
+    if "digit" in counts:
+        draws[f"digit-{anomaly_digit}"] = (np.flatnonzero(labels == anomaly_digit), counts["digit"])
     picked = {}
-    for name, pool, n in (
-        ("normal", np.flatnonzero(labels != anomaly_digit), MNIST_NORMAL),
-        (f"digit-{anomaly_digit}", np.flatnonzero(labels == anomaly_digit), MNIST_ANOMALOUS),
-    ):
+    for name, (pool, n) in draws.items():
         if len(pool) < n:
             raise InputError(f"{root}: only {len(pool)} {name} images, the protocol draws {n}")
         picked[name] = np.sort(rng.choice(pool, n, replace=False))
+    made = {kind: counts[kind] for kind in kinds if kind != "digit"}
+    spare = np.setdiff1d(normal_pool, picked["normal"])
+    if len(spare) < sum(made.values()):
+        raise InputError(f"{root}: only {len(spare)} normal-class images left to make {sum(made.values())} anomalies from")
+    make_rng = np.random.default_rng([seed, 3011, 1])  # its own stream, so the zeros-only draw stays as it was
+    bases = make_rng.choice(spare, sum(made.values()), replace=False)
+    makers = {"disorder": disorder_digit, "missing": erase_digit_part}
     sets = []
     for label, (kind, idx) in enumerate(picked.items()):
         crops = [square_resize(images[i], size, "bicubic") for i in idx]
-        sets.append(_crop_set(crops, [label] * len(idx), [kind] * len(idx), [f"mnist-t10k#{i}" for i in idx], size))
-    return split_generated(sets[0], sets[1], seed=seed)
+        sets.append(_crop_set(crops, [min(label, 1)] * len(idx), [kind] * len(idx), [f"mnist-t10k#{i}" for i in idx], size))
+    start = 0
+    for kind, n in made.items():
+        idx = bases[start : start + n]
+        start += n
+        crops = [square_resize(makers[kind](images[i], make_rng), size, "bicubic") for i in idx]
+        sets.append(_crop_set(crops, [1] * n, [kind] * n, [f"mnist-t10k#{i}/{kind}" for i in idx], size))
+    return split_generated(sets[0], functools.reduce(CropSet.concat, sets[1:]), seed=seed)
 
 
 TABLE4_ANOMALIES: dict[str, int] = {"broken_clip": 37, "missing_bolt": 30, "occlusion": 33}

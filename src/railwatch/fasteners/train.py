@@ -22,7 +22,15 @@ from torch.utils.data import DataLoader
 from railwatch.checkpoint import save_checkpoint
 from railwatch.config import FastenerTrainConfig
 from railwatch.errors import InputError
-from railwatch.fasteners.data import CropDataset, CropSet, CropSplits, mnist_protocol, read_crop_folder, split_crop_folder
+from railwatch.fasteners.data import (
+    MNIST_ANOMALY_KINDS,
+    CropDataset,
+    CropSet,
+    CropSplits,
+    mnist_protocol,
+    read_crop_folder,
+    split_crop_folder,
+)
 from railwatch.fasteners.lightning import FastenerGANTask
 from railwatch.fasteners.scoring import SCORE_SOURCES, ScoreStats, calibrate, raw_scores
 from railwatch.nn.device import module_device
@@ -127,7 +135,8 @@ def load_splits(
     if (data is None) == (mnist is None):
         raise InputError("give either a crop folder (--data) or the MNIST folder (--mnist)")
     if mnist is not None:
-        return mnist_protocol(mnist, seed=seed), {"protocol": "mnist", "data": str(Path(mnist).resolve()), "split_seed": seed}
+        meta = {"protocol": "mnist", "data": str(Path(mnist).resolve()), "split_seed": seed, "anomalies": list(MNIST_ANOMALY_KINDS)}
+        return mnist_protocol(mnist, seed=seed), meta
     crops = read_crop_folder(data)
     splits = split_crop_folder(crops, seed, val_fraction, test_fraction)
     meta = {"protocol": "folder", "data": str(Path(data).resolve()), "split_seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction}
@@ -137,7 +146,8 @@ def load_splits(
 def splits_from_meta(meta: dict[str, Any]) -> CropSplits:
     """The splits a checkpoint was trained with, made again from its recorded data and seed."""
     if meta.get("protocol") == "mnist":
-        return mnist_protocol(meta["data"], seed=meta["split_seed"])
+        # checkpoints from before the made anomalies of Figure 7 were trained on zeros alone
+        return mnist_protocol(meta["data"], seed=meta["split_seed"], anomalies=meta.get("anomalies", ("digit",)))
     if meta.get("protocol") == "folder":
         return split_crop_folder(read_crop_folder(meta["data"]), meta["split_seed"], meta["val_fraction"], meta["test_fraction"])
     raise InputError("the checkpoint does not record its data split; give --split all")
