@@ -123,13 +123,30 @@ def test_case_weights_depend_on_row_and_column() -> None:
 
 def test_inpainting_writes_from_memory_only() -> None:
     """With every memory row equal, whatever comes in, the same comes out."""
-    block = InpaintingBlock(channels=32, slots=8, grid=2).eval()
+    block = InpaintingBlock(channels=32, slots=8, grid=2, tokens_per_patch=4).eval()
     with torch.no_grad():
         block.memory.copy_(torch.randn(1, 32).expand(8, 32))
         a = block(torch.randn(4, 32, 2, 2))
         b = block(torch.randn(4, 32, 2, 2) * 10)
     assert a.shape == (4, 32, 2, 2)
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_inpainting_draws_each_token_from_the_others() -> None:
+    """Changing one position of one patch changes every other token's output but not its own."""
+    torch.manual_seed(0)
+    block = InpaintingBlock(channels=32, slots=8, grid=2, tokens_per_patch=4).eval()
+    codes = torch.randn(4, 32, 2, 2)  # one crop: 2 x 2 patches of 2 x 2 positions
+    changed = codes.clone()
+    changed[1, :, 0, 1] = torch.randn(32) * 5  # patch 1, position (0, 1)
+    with torch.no_grad():
+        a, b = block(codes), block(changed)
+    assert torch.allclose(a[1, :, 0, 1], b[1, :, 0, 1], atol=1e-5)  # in-painted without itself
+    moved = (a - b).abs().amax(dim=1)  # (patch, y, x)
+    moved[1, 0, 1] = 1.0
+    assert (moved > 1e-4).all()  # every other token read it
+    with pytest.raises(ValueError, match="built for 16 tokens"):
+        block(torch.randn(4, 32, 3, 3))
 
 
 def test_losses_on_hand_made_tensors() -> None:

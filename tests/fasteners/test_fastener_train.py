@@ -40,7 +40,9 @@ def _crops(normal: int, anomalous: int, rng: np.random.Generator) -> CropSet:
 def trained(tmp_path_factory):
     rng = np.random.default_rng(0)
     train, val, test = _crops(48, 0, rng), _crops(12, 6, rng), _crops(12, 6, rng)
-    cfg = FastenerTrainConfig(max_steps=30, val_every_steps=10, batch_size=8, arch=TINY, accelerator="cpu", lr=1e-3, score="discriminator")
+    # the reconstruction score: at 30 steps the discriminator's verdict still swings with the
+    # thread count's rounding (its AUC here lies anywhere from 0 to 1), the student's error does not
+    cfg = FastenerTrainConfig(max_steps=30, val_every_steps=10, batch_size=8, arch=TINY, accelerator="cpu", lr=1e-3, score="reconstruction")
     fit = fit_fasteners(train, val, cfg, tmp_path_factory.mktemp("fasteners"), progress=False)
     return fit, test
 
@@ -61,7 +63,7 @@ def test_checkpoint_keeps_the_scorer_statistics(trained) -> None:
     assert payload["task"] == "fastener-anomaly"
     detector = FastenerDetector.from_checkpoint(fit.checkpoint)
     assert detector.stats == fit.stats
-    assert detector.stats.source == "discriminator" and detector.stats.f1_threshold is not None
+    assert detector.stats.source == "reconstruction" and detector.stats.f1_threshold is not None
     assert payload["meta"]["train_crops"] == 48
 
 

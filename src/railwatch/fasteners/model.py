@@ -152,29 +152,58 @@ class MSAC(nn.Module):
 class InpaintingBlock(nn.Module):
     """The student's in-painting block between encoder and generator (section 2.1, after SQUID).
 
-    Each level-4 feature vector of each patch is replaced by its reading from a learnt memory
-    of normal patterns: a softmax over its cosine similarities to the ``slots`` memory rows at
-    ``temperature`` (MemAE's addressing; a dot product at the features' scale would spread the
-    weights almost evenly over all rows and hand the generator the same blend for every crop).
-    Then one transformer layer over the tokens of all the crop's patches fills each patch in
-    from its neighbours. No shortcut carries the input codes past the memory, so what the
-    student draws is built from normal patterns only.
+    Each level-4 feature vector (a token: one of the ``h x w`` positions of one patch) is first
+    replaced by its reading from a learnt memory of normal patterns: a softmax over its cosine
+    similarities to the ``slots`` memory rows at ``temperature`` (MemAE's addressing; a dot
+    product at the features' scale would spread the weights almost evenly over all rows). Then
+    every token is in-painted: a learnt query at its position attends to the memory readings of
+    all *other* tokens of the crop (an attention mask hides its own), followed by a feed-forward
+    layer, so each token is drawn from its surroundings as SQUID's in-painting draws a masked
+    patch from its neighbours. Learnt position embeddings tell the tokens apart, so parts that
+    are out of place are not in-painted as they came. No shortcut carries the input codes past the
+    memory, so what the student draws is built from normal patterns only.
+
+    Args:
+        channels: Width of the codes (encoder level 4).
+        slots: Memory rows.
+        grid: Patches per side of the crop.
+        tokens_per_patch: Positions per patch code (``h * w``; 16 for 64 px patches).
+        heads: Attention heads.
+        temperature: Softness of the memory addressing.
     """
 
-    def __init__(self, channels: int = 256, slots: int = 256, grid: int = 2, heads: int = 4, temperature: float = 0.1) -> None:
+    def __init__(
+        self, channels: int = 256, slots: int = 256, grid: int = 2, tokens_per_patch: int = 16, heads: int = 4, temperature: float = 0.1
+    ) -> None:
         super().__init__()
         self.grid = grid
         self.memory = nn.Parameter(torch.randn(slots, channels))
         self.temperature = temperature
-        self.context = nn.TransformerEncoderLayer(channels, heads, 2 * channels, dropout=0.0, batch_first=True, norm_first=True)
+        tokens = grid * grid * tokens_per_patch
+        self.position = nn.Parameter(torch.randn(1, tokens, channels) * 0.02)
+        self.query = nn.Parameter(torch.zeros(1, 1, channels))
+        self.norm_context, self.norm_query, self.norm_ff = (nn.LayerNorm(channels) for _ in range(3))
+        self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
+        self.feed_forward = nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(), nn.Linear(2 * channels, channels))
+        # True = may not attend: a token never sees its own reading
+        self.register_buffer("own", torch.eye(tokens, dtype=torch.bool), persistent=False)
+
+    def read_memory(self, tokens: Tensor) -> Tensor:
+        """``(N, L, C)`` tokens -> their soft readings from the memory, same shape."""
+        similarity = F.normalize(tokens, dim=-1) @ F.normalize(self.memory, dim=-1).t()
+        return torch.softmax(similarity / self.temperature, dim=-1) @ self.memory
 
     def forward(self, codes: Tensor) -> Tensor:
         n4, c, h, w = codes.shape
-        tokens = codes.reshape(-1, self.grid * self.grid, c, h * w).permute(0, 1, 3, 2).reshape(-1, self.grid**2 * h * w, c)
-        similarity = F.normalize(tokens, dim=-1) @ F.normalize(self.memory, dim=-1).t()
-        weights = torch.softmax(similarity / self.temperature, dim=-1)
-        filled = self.context(weights @ self.memory)
-        return filled.reshape(-1, self.grid * self.grid, h * w, c).permute(0, 1, 3, 2).reshape(n4, c, h, w)
+        g2 = self.grid * self.grid
+        if g2 * h * w != self.position.shape[1]:
+            raise ValueError(f"the in-painting block was built for {self.position.shape[1]} tokens, got {g2 * h * w}")
+        tokens = codes.reshape(-1, g2, c, h * w).permute(0, 1, 3, 2).reshape(-1, g2 * h * w, c)
+        context = self.norm_context(self.read_memory(tokens) + self.position)
+        query = (self.query + self.position).expand(len(tokens), -1, -1)
+        filled = query + self.attention(self.norm_query(query), context, context, attn_mask=self.own, need_weights=False)[0]
+        filled = filled + self.feed_forward(self.norm_ff(filled))
+        return filled.reshape(-1, g2, h * w, c).permute(0, 1, 3, 2).reshape(n4, c, h, w)
 
 
 class EJPU(nn.Module):
@@ -276,7 +305,8 @@ class KDGAN(nn.Module):
         self.encoder = PatchEncoder(channels)
         self.msac = MSAC(channels[:3], cfg.msac_channels, cfg.case) if cfg.msac else None
         self.teacher = Generator(channels, cfg.grid)
-        self.inpaint = InpaintingBlock(channels[3], cfg.memory_slots, cfg.grid)
+        code_side = cfg.image_size // cfg.grid // 2 ** len(channels)  # four stride-2 levels: 64 px -> 4
+        self.inpaint = InpaintingBlock(channels[3], cfg.memory_slots, cfg.grid, code_side * code_side)
         self.student = Generator(channels, cfg.grid)
         self.discriminator = Discriminator(cfg.discriminator_channels, cfg.ejpu, cfg.ejpu_channels, cfg.ejpu_dilations)
 
