@@ -613,29 +613,38 @@ def _ink_moved(before: np.ndarray, after: np.ndarray) -> float:
     return float(np.clip(before.astype(np.float64) - after, 0, None).sum()) / ink if ink else 0.0
 
 
-def disorder_digit(image: np.ndarray, rng: np.random.Generator, grid: int = 4, moved: tuple[float, float] = (0.2, 0.6)) -> np.ndarray:
-    """A "disorder anomaly" (section 3.1.1, Figure 7c): two blocks of a ``grid x grid`` split of the digit swapped.
-
-    Pairs of blocks are drawn until the swap moves between ``moved[0]`` and ``moved[1]`` of the
-    digit's ink (the closest pair of 64 draws otherwise), so every result is visibly out of
-    order but still mostly the digit. Only pixels move: the grey values are a permutation of the input's.
-    """
-    block_h, block_w = image.shape[0] // grid, image.shape[1] // grid
+def _draw_within(image: np.ndarray, draw: Callable[[], np.ndarray], share: tuple[float, float], tries: int = 64) -> np.ndarray:
+    """``draw()`` again until it moves a ``share`` of ``image``'s ink within bounds (the closest of ``tries`` draws)."""
     best, best_gap = image, math.inf
-    for _ in range(64):
-        a, b = rng.choice(grid * grid, 2, replace=False)
-        (ay, ax), (by, bx) = divmod(int(a), grid), divmod(int(b), grid)
-        out = image.copy()
-        first = (slice(ay * block_h, (ay + 1) * block_h), slice(ax * block_w, (ax + 1) * block_w))
-        second = (slice(by * block_h, (by + 1) * block_h), slice(bx * block_w, (bx + 1) * block_w))
-        out[first], out[second] = image[second], image[first]
-        share = _ink_moved(image, out)
-        gap = max(moved[0] - share, share - moved[1], 0.0)
+    for _ in range(tries):
+        out = draw()
+        moved = _ink_moved(image, out)
+        gap = max(share[0] - moved, moved - share[1], 0.0)
         if gap < best_gap:
             best, best_gap = out, gap
         if gap == 0:
             break
     return best
+
+
+def disorder_digit(image: np.ndarray, rng: np.random.Generator, grid: int = 4, moved: tuple[float, float] = (0.2, 0.6)) -> np.ndarray:
+    """A "disorder anomaly" (section 3.1.1, Figure 7c): two blocks of a ``grid x grid`` split of the digit swapped.
+
+    Pairs of blocks are drawn until the swap moves between ``moved[0]`` and ``moved[1]`` of the
+    digit's ink (the closest of 64 draws otherwise), so every result is visibly out of order but
+    still mostly the digit. Only pixels move: the grey values are a permutation of the input's.
+    """
+    block_h, block_w = image.shape[0] // grid, image.shape[1] // grid
+
+    def swap() -> np.ndarray:
+        (ay, ax), (by, bx) = (divmod(int(k), grid) for k in rng.choice(grid * grid, 2, replace=False))
+        first = (slice(ay * block_h, (ay + 1) * block_h), slice(ax * block_w, (ax + 1) * block_w))
+        second = (slice(by * block_h, (by + 1) * block_h), slice(bx * block_w, (bx + 1) * block_w))
+        out = image.copy()
+        out[first], out[second] = image[second], image[first]
+        return out
+
+    return _draw_within(image, swap, moved)
 
 
 def erase_digit_part(image: np.ndarray, rng: np.random.Generator, side: float = 1 / 3, removed: tuple[float, float] = (0.2, 0.6)) -> np.ndarray:
@@ -649,18 +658,14 @@ def erase_digit_part(image: np.ndarray, rng: np.random.Generator, side: float = 
     strokes = np.argwhere(image > 127)
     if len(strokes) == 0:
         strokes = np.argwhere(image > 0)
-    best, best_gap = image, math.inf
-    for _ in range(64):
+
+    def erase() -> np.ndarray:
         y, x = strokes[rng.integers(len(strokes))] if len(strokes) else rng.integers(image.shape)
         out = image.copy()
         out[max(0, y - half) : y + half + 1, max(0, x - half) : x + half + 1] = 0
-        share = _ink_moved(image, out)
-        gap = max(removed[0] - share, share - removed[1], 0.0)
-        if gap < best_gap:
-            best, best_gap = out, gap
-        if gap == 0:
-            break
-    return best
+        return out
+
+    return _draw_within(image, erase, removed)
 
 
 def mnist_protocol(
