@@ -157,8 +157,8 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    settings["device"] = compute_device(args.accelerator)
-    processor = machine_info()["processor"]  # CPU and GPU folds are never mixed in one table
+    settings["device"] = compute_device(args.accelerator)  # CPU and GPU folds are never mixed in one table
+    processor = machine_info()["processor"]  # stamped on every fold trained here
     results, data = ({}, {}) if args.fresh else finished_folds(args.out, settings)
 
     def save_partial() -> None:

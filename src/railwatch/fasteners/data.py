@@ -705,7 +705,7 @@ def mnist_protocol(
     images, labels = read_mnist(root)
     rng = np.random.default_rng([seed, 3011])  # the draw; split_generated shuffles with its own stream
     normal_pool = np.flatnonzero(labels != anomaly_digit)
-    draws = {"normal": (normal_pool, MNIST_NORMAL)}
+    draws = {NORMAL_KIND: (normal_pool, MNIST_NORMAL)}
     if "digit" in counts:
         draws[f"digit-{anomaly_digit}"] = (np.flatnonzero(labels == anomaly_digit), counts["digit"])
     picked = {}
@@ -714,16 +714,18 @@ def mnist_protocol(
             raise InputError(f"{root}: only {len(pool)} {name} images, the protocol draws {n}")
         picked[name] = np.sort(rng.choice(pool, n, replace=False))
     made = {kind: counts[kind] for kind in kinds if kind != "digit"}
-    spare = np.setdiff1d(normal_pool, picked["normal"])
-    if len(spare) < sum(made.values()):
-        raise InputError(f"{root}: only {len(spare)} normal-class images left to make {sum(made.values())} anomalies from")
+    to_make = sum(made.values())
+    spare = np.setdiff1d(normal_pool, picked[NORMAL_KIND])
+    if len(spare) < to_make:
+        raise InputError(f"{root}: only {len(spare)} normal-class images left to make {to_make} anomalies from")
     make_rng = np.random.default_rng([seed, 3011, 1])  # its own stream, so the zeros-only draw stays as it was
-    bases = make_rng.choice(spare, sum(made.values()), replace=False)
+    bases = make_rng.choice(spare, to_make, replace=False)
     makers = {"disorder": disorder_digit, "missing": erase_digit_part}
     sets = []
-    for label, (kind, idx) in enumerate(picked.items()):
+    for kind, idx in picked.items():
         crops = [square_resize(images[i], size, "bicubic") for i in idx]
-        sets.append(_crop_set(crops, [min(label, 1)] * len(idx), [kind] * len(idx), [f"mnist-t10k#{i}" for i in idx], size))
+        label = int(kind != NORMAL_KIND)
+        sets.append(_crop_set(crops, [label] * len(idx), [kind] * len(idx), [f"mnist-t10k#{i}" for i in idx], size))
     start = 0
     for kind, n in made.items():
         idx = bases[start : start + n]
