@@ -521,10 +521,11 @@ class FastenerTrainConfig(TrainingRun):
         weight_decay: Adam weight decay (1e-5).
         augment: Horizontal flips and +-20% brightness on training crops (section 2.5.1).
         score: What the anomaly score measures: ``discriminator`` (Eq. 10, D on the student's
-            reconstruction), ``reconstruction`` (the student's mean squared error),
-            ``distillation`` (teacher-student feature discrepancy, Eq. 13 per crop), or ``auto``:
-            whichever of the three has the best AUC on labelled validation crops (the
-            discriminator when the validation crops are all normal).
+            reconstruction), ``reconstruction`` (the student's mean squared error), ``ssim`` (the
+            student's largest local structural dissimilarity to the crop), ``distillation``
+            (teacher-student feature discrepancy, Eq. 13 per crop), or ``auto``: whichever of
+            these has the best AUC on labelled validation crops (the discriminator when the
+            validation crops are all normal).
         k: Threshold ``mu + k sigma`` on normal validation scores (section 2.3).
         val_every_steps: Score the validation crops every this many steps.
     """
@@ -537,7 +538,7 @@ class FastenerTrainConfig(TrainingRun):
     lr_min: float = Field(2e-5, ge=0)
     weight_decay: float = Field(1e-5, ge=0)
     augment: bool = True
-    score: Literal["auto", "discriminator", "reconstruction", "distillation"] = "auto"
+    score: Literal["auto", "discriminator", "reconstruction", "ssim", "distillation"] = "auto"
     k: float = 2.0
     num_workers: int = Field(0, ge=0)
     val_every_steps: int | None = Field(100, ge=1)

@@ -25,6 +25,8 @@ from railwatch.fasteners.scoring import (
     detection_scores,
     kdgan_scores,
     raw_scores,
+    ssim_map,
+    structural_dissimilarity,
 )
 
 
@@ -78,7 +80,7 @@ def test_auc_per_kind_compares_each_kind_with_the_normal_crops() -> None:
 
 @pytest.mark.parametrize(
     ("model", "source"),
-    [("kd-gan", "discriminator"), ("kd-gan", "reconstruction"), ("kd-gan", "distillation"), ("ganomaly", "latent")],
+    [("kd-gan", "discriminator"), ("kd-gan", "reconstruction"), ("kd-gan", "ssim"), ("kd-gan", "distillation"), ("ganomaly", "latent")],
 )
 def test_scoring_path_exports_to_onnx(tmp_path, model: str, source: str) -> None:
     torch.manual_seed(0)
@@ -90,6 +92,34 @@ def test_scoring_path_exports_to_onnx(tmp_path, model: str, source: str) -> None
     with torch.no_grad():
         a, raw = path(example)
     assert torch.allclose(a, torch.sigmoid((raw - 0.3) / 2.0))
+
+
+def test_ssim_map_is_torchmetrics_ssim() -> None:
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    torch.manual_seed(0)
+    a, b = torch.rand(3, 1, 40, 48), torch.rand(3, 1, 40, 48)
+    b[0] = a[0] * 0.8 + 0.1  # one pair alike in structure
+    _, expected = structural_similarity_index_measure(a, b, data_range=1.0, reduction="none", return_full_image=True)
+    assert torch.allclose(ssim_map(a, b), expected, atol=1e-5)
+    assert torch.allclose(ssim_map(a, a), torch.ones_like(a), atol=1e-5)
+
+
+def test_ssim_score_finds_a_missing_stroke_that_the_squared_error_ranks_below_normal() -> None:
+    """The case the score exists for: a reconstruction that draws a stroke the crop lacks is far
+    from it in structure, though its squared error is below that of a blurry normal copy."""
+    x = torch.zeros(2, 1, 64, 64)
+    x[:, :, 8:56, 20:24] = 1.0  # a vertical stroke in both crops
+    x[1, :, 8:12, 24:48] = 1.0  # crop 1 also has a short bar: more ink
+    blurry = torch.nn.functional.avg_pool2d(x, 5, 1, 2)  # a normal crop comes back blurred
+    missing = x[:1].clone()
+    missing[:, :, 44:56, 20:24] = 0.0  # a stroke end erased from the crop ...
+    reconstruction = x[:1].clone()  # ... and drawn back whole by the model
+    errors = torch.stack([(blurry[1:] - x[1:]).pow(2).mean(), (reconstruction - missing).pow(2).mean()])
+    assert errors[1] < errors[0]  # squared error: the crop with a missing part looks more normal
+    dissimilarity = structural_dissimilarity(torch.cat([blurry[1:], reconstruction]), torch.cat([x[1:], missing]))
+    assert dissimilarity[1] > dissimilarity[0]
+    assert structural_dissimilarity(x, x).abs().max() < 1e-5
 
 
 def test_models_lists_every_variant_with_sizes() -> None:

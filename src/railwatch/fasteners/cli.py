@@ -115,7 +115,7 @@ def train(
     msac: Annotated[Optional[bool], typer.Option("--msac/--no-msac", help="Multi-scale attention coupling in the teacher.")] = None,
     case: Annotated[Optional[bool], typer.Option("--case/--no-case", help="CASE attention inside MSAC.")] = None,
     ejpu: Annotated[Optional[bool], typer.Option("--ejpu/--no-ejpu", help="E-JPU in the discriminator.")] = None,
-    score: Annotated[Optional[str], typer.Option("--score", help="auto (best on validation), discriminator (Eq. 10), reconstruction or distillation.")] = None,
+    score: Annotated[Optional[str], typer.Option("--score", help="auto (best on validation), discriminator (Eq. 10), reconstruction (squared error), ssim (worst 16 px region of 1 - SSIM) or distillation.")] = None,
     k: Annotated[Optional[float], typer.Option("--k", help="Threshold mu + k sigma.")] = None,
     max_steps: MaxStepsOption = None,
     batch_size: BatchSizeOption = None,

@@ -4,7 +4,7 @@ anomaly scores and generates Grad-CAM heatmaps to localize anomalous regions").
 Grad-CAM (captum's ``LayerGradCam``) weights a layer's feature maps by the gradient of the raw
 anomaly score and keeps the positive part. For KD-GAN scored by its discriminator, the layer is
 the discriminator's finest fused map (E-JPU's ``y_c``, 32 x 32, or level 3 without E-JPU); for
-reconstruction and distillation scores it is the student generator's last level; for GANomaly the first encoder's
+reconstruction, ssim and distillation scores it is the student generator's last level; for GANomaly the first encoder's
 16 x 16 level. Maps are upsampled to the crop and scaled to ``[0, 1]`` per crop.
 """
 
@@ -33,7 +33,7 @@ def cam_layer(net: nn.Module, source: str) -> nn.Module:
     """The layer Grad-CAM reads for ``net`` scored by ``source``."""
     if isinstance(net, GANomaly):
         return net.encoder[GANOMALY_CAM_LEVEL]
-    if source in ("reconstruction", "distillation"):
+    if source in ("reconstruction", "ssim", "distillation"):
         return net.student.level1
     return net.discriminator.cam_layer
 

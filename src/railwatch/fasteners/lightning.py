@@ -3,7 +3,7 @@
 Each step updates the generators once with Eq. 16 and the discriminator once with Eq. 17 (two
 Adam optimisers, lr 1e-4 annealed by a cosine to 2e-5 over the run, weight decay 1e-5).
 GANomaly is trained the same way with its own losses. Validation scores the validation crops:
-AUC when they include anomalies (for KD-GAN, of each of its three scores), and always the
+AUC when they include anomalies (for KD-GAN, of each of its four scores), and always the
 student's reconstruction error.
 """
 
@@ -91,7 +91,7 @@ class FastenerGANTask(L.LightningModule):
         self._errors.append(error.cpu())
 
     def _sources(self) -> tuple[str, ...]:
-        """The scores validation computes: all three of KD-GAN's, GANomaly's one."""
+        """The scores validation computes: all four of KD-GAN's, GANomaly's one."""
         return ("latent",) if isinstance(self.net, GANomaly) else SCORE_SOURCES
 
     def on_validation_epoch_end(self) -> None:

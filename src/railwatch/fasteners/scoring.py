@@ -1,7 +1,8 @@
 """Anomaly scores, their normal statistics and thresholds, and the detection metrics (paper 000, Eq. 10, 18-20).
 
-The raw score of a crop is what the detector measures (for KD-GAN by default the
-discriminator's "fake" logit on the student's reconstruction, ``-D(G_s(E(I)))``); Eq. 10 turns it
+The raw score of a crop is what the detector measures (for KD-GAN: the discriminator's "fake"
+logit on the student's reconstruction, ``-D(G_s(E(I)))``, or how far the reconstruction is from
+the crop, or how far the student is from the teacher; see :func:`raw_scores`); Eq. 10 turns it
 into ``A = sigmoid((raw - mu) / sigma)`` with ``mu``, ``sigma`` from normal validation crops, and a
 crop is anomalous when ``raw > mu + k sigma`` (equivalently ``A > sigmoid(k)``). When the
 validation set has labelled anomalies, the threshold that maximises F1 there is kept as well.
@@ -14,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.functional.classification import binary_auroc
 
@@ -22,8 +24,13 @@ from railwatch.errors import InputError
 from railwatch.fasteners.ganomaly import GANomaly
 from railwatch.fasteners.model import KDGAN, KDGANOutput
 
-ScoreSource = Literal["discriminator", "reconstruction", "distillation", "latent"]
-SCORE_SOURCES: tuple[str, ...] = ("discriminator", "reconstruction", "distillation")
+ScoreSource = Literal["discriminator", "reconstruction", "ssim", "distillation", "latent"]
+SCORE_SOURCES: tuple[str, ...] = ("discriminator", "reconstruction", "ssim", "distillation")
+
+SSIM_SIGMA = 1.5
+"""Standard deviation of SSIM's Gaussian window in pixels (Wang et al. 2004; 11 taps)."""
+SSIM_REGION = 16
+"""Side of the square regions whose mean dissimilarity the ``ssim`` score takes the largest of."""
 
 MODELS: dict[str, str] = {
     "kd-gan": "knowledge-distilled GAN: teacher/student generators, MSAC + CASE, E-JPU (paper 000)",
@@ -43,6 +50,50 @@ def reconstruction_error(reconstruction: Tensor, x: Tensor) -> Tensor:
     return (reconstruction.float() - x.float()).pow(2).flatten(1).mean(1)
 
 
+def _gaussian_window(sigma: float = SSIM_SIGMA) -> Tensor:
+    radius = int(3.5 * sigma + 0.5)  # torchmetrics' kernel size for a given sigma: 11 taps at 1.5
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float64) / sigma) ** 2)
+    taps /= taps.sum()
+    return torch.outer(taps, taps).float()[None, None]
+
+
+_SSIM_WINDOW = _gaussian_window()
+
+
+def ssim_map(a: Tensor, b: Tensor) -> Tensor:
+    """Per-pixel SSIM (Wang et al. 2004, Eq. 13) of grey images ``(N, 1, H, W)`` with values in ``[0, 1]``.
+
+    Local means, variances and covariance under a Gaussian window (sigma 1.5, 11 taps), reflect
+    padding, ``C1 = 0.01^2``, ``C2 = 0.03^2``: the map torchmetrics'
+    ``structural_similarity_index_measure(..., return_full_image=True)`` returns (a test checks
+    that). Written out because torchmetrics builds its window inside the call, which the ONNX
+    exporter cannot trace as the constant kernel of a convolution, and the scoring path exports.
+    """
+    window = _SSIM_WINDOW.to(a.device, torch.float32)
+    pad = window.shape[-1] // 2
+    a, b = (F.pad(t.float(), (pad, pad, pad, pad), mode="reflect") for t in (a, b))
+    n = a.shape[0]
+    moments = F.conv2d(torch.cat([a, b, a * a, b * b, a * b]), window)
+    mu_a, mu_b, aa, bb, ab = moments.split(n)
+    var_a, var_b = (aa - mu_a**2).clamp_min(0), (bb - mu_b**2).clamp_min(0)
+    cov = ab - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    return (2 * mu_a * mu_b + c1) * (2 * cov + c2) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+
+
+def structural_dissimilarity(reconstruction: Tensor, x: Tensor, region: int = SSIM_REGION) -> Tensor:
+    """``(N,)`` the largest mean ``1 - SSIM`` over ``region x region`` squares (half-overlapping) of the crop.
+
+    Bergmann et al. (2019) score autoencoders by SSIM instead of the squared error: it compares
+    local structure whatever the brightness and contrast, so a stroke or part that is missing
+    counts as much as extra ink, where a squared error grows with the ink drawn (a crop with less
+    ink comes back with less error). Taking the worst region keeps a small defect from being
+    averaged away over the crop.
+    """
+    dissimilarity = 1 - ssim_map(reconstruction, x)
+    return F.avg_pool2d(dissimilarity, region, region // 2).flatten(1).amax(1)
+
+
 def distillation_discrepancy(out: KDGANOutput) -> Tensor:
     """``(N,)`` Eq. 13 per crop: each generator level's mean squared teacher-student difference, summed."""
     return sum((t.float() - s.float()).pow(2).flatten(1).mean(1) for t, s in zip(out.teacher_features, out.student_features))
@@ -52,7 +103,8 @@ def raw_scores(net: nn.Module, x: Tensor, source: ScoreSource = "discriminator")
     """``(N,)`` raw anomaly scores of crops ``x`` ``(N, 1, S, S)`` in ``[0, 1]``; larger is more anomalous.
 
     KD-GAN: ``-D(G_s(E(I)))`` (Eq. 10's discriminator output as a "fake" logit), the student's
-    mean squared reconstruction error, or the distillation discrepancy of Eq. 13 between the
+    mean squared reconstruction error, its structural dissimilarity to the crop
+    (:func:`structural_dissimilarity`), or the distillation discrepancy of Eq. 13 between the
     teacher's and the student's generator features (each level's mean square, summed).
     GANomaly: its latent distance (``latent``), whatever ``source`` says.
     """
@@ -63,15 +115,18 @@ def raw_scores(net: nn.Module, x: Tensor, source: ScoreSource = "discriminator")
     reconstruction = net.reconstruct(x)
     if source == "reconstruction":
         return reconstruction_error(reconstruction, x)
+    if source == "ssim":
+        return structural_dissimilarity(reconstruction, x)
     return -net.discriminator(reconstruction).float()
 
 
 def kdgan_scores(net: KDGAN, x: Tensor) -> dict[str, Tensor]:
-    """All three KD-GAN raw scores of :func:`raw_scores` from one forward pass (for validation)."""
+    """Every KD-GAN raw score of :func:`raw_scores` from one forward pass (for validation)."""
     out = net(x)
     return {
         "discriminator": -net.discriminator(out.student).float(),
         "reconstruction": reconstruction_error(out.student, x),
+        "ssim": structural_dissimilarity(out.student, x),
         "distillation": distillation_discrepancy(out),
     }
 
