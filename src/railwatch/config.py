@@ -472,6 +472,11 @@ class FastenerModelConfig(Settings):
         ejpu_channels: Width of E-JPU's branches.
         ejpu_dilations: Dilation rates of E-JPU's parallel branches (1, 2, 3, 4).
         memory_slots: Normal-pattern slots of the student's in-painting block.
+        inpaint_radius: Each level-4 token is in-painted from the tokens more than this many
+            positions away on the crop's token grid (Chebyshev distance; 0: all but itself). A
+            level-4 feature sees 31 px of its patch, so its neighbours' codes overlap the 16 px
+            it stands for; hiding them (1) makes the student draw a missing part back, at the
+            cost of a blurrier reconstruction (README, "Measured").
     """
 
     image_size: int = Field(128, ge=32, multiple_of=32)
@@ -485,12 +490,16 @@ class FastenerModelConfig(Settings):
     ejpu_channels: int = Field(64, ge=4)
     ejpu_dilations: tuple[int, ...] = (1, 2, 3, 4)
     memory_slots: int = Field(256, ge=1)
+    inpaint_radius: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _patches_reach_level_four(self) -> "FastenerModelConfig":
         patch = self.image_size // self.grid
         if self.image_size % self.grid or patch % 16:
             raise ValueError(f"image_size {self.image_size} / grid {self.grid} must give patches divisible by 16")
+        side = self.image_size // 16  # level-4 tokens per side of the crop
+        if 2 * self.inpaint_radius + 1 >= side:  # a token in the middle would see none
+            raise ValueError(f"inpaint_radius {self.inpaint_radius} would hide every token of a {side} x {side} grid from some token")
         return self
 
 

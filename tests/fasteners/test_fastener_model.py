@@ -12,7 +12,7 @@ from railwatch.config import FastenerLossConfig, FastenerModelConfig
 from railwatch.errors import InputError
 from railwatch.fasteners.ganomaly import GANomaly
 from railwatch.fasteners.loss import adversarial_loss, discriminator_loss, distillation_loss, generator_loss, reconstruction_loss
-from railwatch.fasteners.model import KDGAN, InpaintingBlock, merge_patches, split_patches
+from railwatch.fasteners.model import KDGAN, InpaintingBlock, hidden_neighbours, merge_patches, split_patches
 from railwatch.nn import CoordinateChannelAttention
 
 
@@ -147,6 +147,31 @@ def test_inpainting_draws_each_token_from_the_others() -> None:
     assert (moved > 1e-4).all()  # every other token read it
     with pytest.raises(ValueError, match="built for 16 tokens"):
         block(torch.randn(4, 32, 3, 3))
+
+
+def test_inpainting_hides_the_neighbours_within_its_radius() -> None:
+    """With radius 1 a token is drawn only from tokens two or more positions away on the crop's
+    grid, across patch borders too; the mask is symmetric and never hides a whole row."""
+    torch.manual_seed(0)
+    block = InpaintingBlock(channels=32, slots=8, grid=2, tokens_per_patch=9, radius=1).eval()
+    codes = torch.randn(4, 32, 3, 3)  # one crop: 2 x 2 patches of 3 x 3 positions, a 6 x 6 token grid
+    changed = codes.clone()
+    changed[0, :, 2, 2] = torch.randn(32) * 5  # crop row 2, column 2: patch 0's bottom-right token
+    with torch.no_grad():
+        a, b = block(codes), block(changed)
+    moved = (a - b).abs().amax(dim=1)  # (patch, y, x)
+    crop = torch.zeros(6, 6)
+    for p in range(4):
+        crop[p // 2 * 3 : p // 2 * 3 + 3, p % 2 * 3 : p % 2 * 3 + 3] = moved[p]
+    near = torch.zeros(6, 6, dtype=torch.bool)
+    near[1:4, 1:4] = True  # itself and its eight neighbours, three of them in the other patches
+    assert (crop[near] < 1e-5).all()
+    assert (crop[~near] > 1e-4).all()
+    mask = hidden_neighbours(2, 9, 1)
+    assert torch.equal(mask, mask.T) and mask.sum(1).max() == 9 and not mask.all(1).any()
+    assert torch.equal(hidden_neighbours(2, 4, 0), torch.eye(16, dtype=torch.bool))
+    with pytest.raises(ValueError, match="inpaint_radius"):
+        FastenerModelConfig(image_size=64, inpaint_radius=2)  # a 4 x 4 grid: a 5 x 5 window hides all
 
 
 def test_losses_on_hand_made_tensors() -> None:

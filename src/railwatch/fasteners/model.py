@@ -18,6 +18,7 @@ A ``128 x 128`` grey crop is cut into ``2 x 2`` patches of ``64 x 64``:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -149,6 +150,19 @@ class MSAC(nn.Module):
         return skips
 
 
+def hidden_neighbours(grid: int, tokens_per_patch: int, radius: int) -> Tensor:
+    """``(L, L)`` bool, ``L = grid^2 * tokens_per_patch``: True where two tokens lie within ``radius``
+    of each other (Chebyshev distance) on the crop's token grid; tokens are ordered patch by patch
+    (row-major), then position by position within the patch (row-major), as the block lays them out."""
+    side = math.isqrt(tokens_per_patch)
+    if side * side != tokens_per_patch:
+        raise ValueError(f"tokens_per_patch must be a square number, got {tokens_per_patch}")
+    patch, position = torch.arange(grid * grid).repeat_interleave(tokens_per_patch), torch.arange(tokens_per_patch).repeat(grid * grid)
+    row = patch // grid * side + position // side
+    col = patch % grid * side + position % side
+    return ((row[:, None] - row[None, :]).abs() <= radius) & ((col[:, None] - col[None, :]).abs() <= radius)
+
+
 class InpaintingBlock(nn.Module):
     """The student's in-painting block between encoder and generator (section 2.1, after SQUID).
 
@@ -157,11 +171,14 @@ class InpaintingBlock(nn.Module):
     similarities to the ``slots`` memory rows at ``temperature`` (MemAE's addressing; a dot
     product at the features' scale would spread the weights almost evenly over all rows). Then
     every token is in-painted: a learnt query at its position attends to the memory readings of
-    all *other* tokens of the crop (an attention mask hides its own), followed by a feed-forward
-    layer, so each token is drawn from its surroundings as SQUID's in-painting draws a masked
-    patch from its neighbours. Learnt position embeddings tell the tokens apart, so parts that
-    are out of place are not in-painted as they came. No shortcut carries the input codes past the
-    memory, so what the student draws is built from normal patterns only.
+    the *other* tokens of the crop, followed by a feed-forward layer, so each token is drawn from
+    its surroundings as SQUID's in-painting draws a masked patch from its neighbours. An
+    attention mask hides the token itself and, with ``radius`` > 0, every token within
+    ``radius`` positions of it on the crop's token grid: a level-4 feature sees 31 px of its
+    patch, so its neighbours' codes carry much of the 16 px it stands for, and a part that is
+    missing would be copied back as missing. Learnt position embeddings tell the tokens apart,
+    so parts that are out of place are not in-painted as they came. No shortcut carries the
+    input codes past the memory, so what the student draws is built from normal patterns only.
 
     Args:
         channels: Width of the codes (encoder level 4).
@@ -170,10 +187,19 @@ class InpaintingBlock(nn.Module):
         tokens_per_patch: Positions per patch code (``h * w``; 16 for 64 px patches).
         heads: Attention heads.
         temperature: Softness of the memory addressing.
+        radius: Chebyshev distance on the crop's token grid within which tokens are hidden from
+            each other's in-painting (0: a token is hidden from itself only).
     """
 
     def __init__(
-        self, channels: int = 256, slots: int = 256, grid: int = 2, tokens_per_patch: int = 16, heads: int = 4, temperature: float = 0.1
+        self,
+        channels: int = 256,
+        slots: int = 256,
+        grid: int = 2,
+        tokens_per_patch: int = 16,
+        heads: int = 4,
+        temperature: float = 0.1,
+        radius: int = 0,
     ) -> None:
         super().__init__()
         self.grid = grid
@@ -185,8 +211,8 @@ class InpaintingBlock(nn.Module):
         self.norm_context, self.norm_query, self.norm_ff = (nn.LayerNorm(channels) for _ in range(3))
         self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
         self.feed_forward = nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(), nn.Linear(2 * channels, channels))
-        # True = may not attend: a token never sees its own reading
-        self.register_buffer("own", torch.eye(tokens, dtype=torch.bool), persistent=False)
+        # True = may not attend: a token never sees its own reading nor those within `radius`
+        self.register_buffer("hidden", hidden_neighbours(grid, tokens_per_patch, radius), persistent=False)
 
     def read_memory(self, tokens: Tensor) -> Tensor:
         """``(N, L, C)`` tokens -> their soft readings from the memory, same shape."""
@@ -201,7 +227,7 @@ class InpaintingBlock(nn.Module):
         tokens = codes.reshape(-1, g2, c, h * w).permute(0, 1, 3, 2).reshape(-1, g2 * h * w, c)
         context = self.norm_context(self.read_memory(tokens) + self.position)
         query = (self.query + self.position).expand(len(tokens), -1, -1)
-        filled = query + self.attention(self.norm_query(query), context, context, attn_mask=self.own, need_weights=False)[0]
+        filled = query + self.attention(self.norm_query(query), context, context, attn_mask=self.hidden, need_weights=False)[0]
         filled = filled + self.feed_forward(self.norm_ff(filled))
         return filled.reshape(-1, g2, h * w, c).permute(0, 1, 3, 2).reshape(n4, c, h, w)
 
@@ -306,7 +332,7 @@ class KDGAN(nn.Module):
         self.msac = MSAC(channels[:3], cfg.msac_channels, cfg.case) if cfg.msac else None
         self.teacher = Generator(channels, cfg.grid)
         code_side = cfg.image_size // cfg.grid // 2 ** len(channels)  # four stride-2 levels: 64 px -> 4
-        self.inpaint = InpaintingBlock(channels[3], cfg.memory_slots, cfg.grid, code_side * code_side)
+        self.inpaint = InpaintingBlock(channels[3], cfg.memory_slots, cfg.grid, code_side * code_side, radius=cfg.inpaint_radius)
         self.student = Generator(channels, cfg.grid)
         self.discriminator = Discriminator(cfg.discriminator_channels, cfg.ejpu, cfg.ejpu_channels, cfg.ejpu_dilations)
 
