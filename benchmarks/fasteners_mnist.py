@@ -12,7 +12,7 @@
    +-20% brightness; the checkpoint kept is the one with the best validation AUC.
 3. **Testing**: AUC, and ACC, recall and F1 at the threshold that maximised F1 on validation
    (Eq. 18-20), and the AUC of each anomaly kind against the normal test crops. For KD-GAN variants the
-   test AUC of each of the three scores (Eq. 10's discriminator, reconstruction, distillation)
+   test AUC of each of its scores (Eq. 10's discriminator, reconstruction, ssim, distillation)
    is recorded too.
 
 Nothing is asserted; the paper's bar (KD-GAN mean AUC >= 0.94 on MNIST) is printed beside the
@@ -20,12 +20,16 @@ figures. Run from the repository root::
 
     .venv/bin/python benchmarks/fasteners_mnist.py --protocol mnist --profile paper --seeds 0,1,2
 
-Results go to ``benchmarks/results/fasteners_<protocol>.json``, rewritten after every run.
+Results go to ``benchmarks/results/fasteners_<protocol>.json``, rewritten after every run. Runs
+already there with the same budget are kept and not trained again (``--fresh`` trains them again,
+as a change to a model needs), and the file is read back before each write, so processes with different ``--seeds``
+or ``--models`` can share one ``--out`` and run side by side (one thread each, say).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
@@ -42,6 +46,8 @@ from railwatch.fasteners.scoring import SCORE_SOURCES, detection_scores
 from railwatch.fasteners.train import fit_fasteners, score_crops
 
 PAPER_AUC = 0.94
+BUDGET_KEYS = ("protocol", "mnist_anomalies", "profile", "steps", "score", "val_every", "precision")
+"""Settings that must match for runs in one report to belong to one table."""
 DEFAULT_MODELS = "kd-gan,kd-gan-baseline,kd-gan-msac,kd-gan-ejpu,ganomaly"
 METRICS = ("auc", "acc", "recall", "f1")
 
@@ -66,6 +72,26 @@ def run_one(splits: CropSplits, name: str, base: FastenerTrainConfig, work: Path
             for source in SCORE_SOURCES
         }
     return {**result, "train_seconds": seconds, "val_auc": fit.metrics.get("val/auc")}
+
+
+def finished_runs(out: Path, settings: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The runs an earlier report at ``out`` holds, when its budget is ``settings``'s; else none."""
+    try:
+        earlier = json.loads(out.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if any(earlier.get("settings", {}).get(k) != settings[k] for k in BUDGET_KEYS):
+        return {}
+    return earlier.get("results", {})
+
+
+def merge_runs(older: dict[str, list[dict[str, Any]]], newer: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Every (model, seed) run of either, ``newer``'s where both have one, seeds in order."""
+    merged: dict[str, dict[int, dict[str, Any]]] = {}
+    for source in (older, newer):
+        for name, runs in source.items():
+            merged.setdefault(name, {}).update({r["seed"]: r for r in runs})
+    return {name: [runs[seed] for seed in sorted(runs)] for name, runs in merged.items()}
 
 
 def mean_std(values: list[float]) -> str:
@@ -116,6 +142,7 @@ def main() -> None:
     parser.add_argument("--precision", default="bf16-mixed")
     parser.add_argument("--work", type=Path, default=Path("benchmarks/work/fasteners"))
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--fresh", action="store_true", help="Train every run again instead of keeping those already in --out.")
     args = parser.parse_args()
     out = args.out or Path(f"benchmarks/results/fasteners_{args.protocol}.json")
     names = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -127,15 +154,22 @@ def main() -> None:
     settings = {**vars(args), "steps": base.steps, "batch_size": base.batch_size, "lr": base.lr, "lr_min": base.lr_min}
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()}
     started = time.perf_counter()
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    done = {} if args.fresh else finished_runs(out, settings)
+    results: dict[str, list[dict[str, Any]]] = {}
     for seed in seeds:
+        todo = [name for name in names if seed not in {r["seed"] for r in done.get(name, [])}]
+        if not todo:
+            continue
         splits = splits_for(args.protocol, seed, args.mnist, tuple(args.mnist_anomalies.split(",")))
-        for name in names:
+        for name in todo:
             cfg = base.model_copy(update={"seed": seed})
             run = run_one(splits, name, cfg, args.work / f"{args.protocol}_{name}_s{seed}")
-            results[name].append({"seed": seed, **run})
+            results.setdefault(name, []).append({"seed": seed, **run})
             print(f"{name} seed {seed}: AUC {run['auc']:.3f} ACC {run['acc']:.3f} F1 {run['f1']:.3f} ({run['train_seconds']:.0f} s)", flush=True)
-            write_report(out, f"fasteners_{args.protocol}", settings, {"results": results}, table(results, args.protocol), started)
+            report = merge_runs(merge_runs(done, finished_runs(out, settings)), results)  # what side-by-side runs wrote meanwhile
+            write_report(out, f"fasteners_{args.protocol}", settings, {"results": report}, table(report, args.protocol), started)
+    if not results:
+        print(f"{out} already holds every run asked for; --fresh trains them again")
 
 
 if __name__ == "__main__":
