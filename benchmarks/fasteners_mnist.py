@@ -71,7 +71,7 @@ def run_one(splits: CropSplits, name: str, base: FastenerTrainConfig, work: Path
             source: detection_scores(score_crops(detector.net, splits.test, source), splits.test.labels, 0.0).auc
             for source in SCORE_SOURCES
         }
-    return {**result, "train_seconds": seconds, "val_auc": fit.metrics.get("val/auc")}
+    return {**result, "score": fit.stats.source, "train_seconds": seconds, "val_auc": fit.metrics.get("val/auc")}
 
 
 def finished_runs(out: Path, settings: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
