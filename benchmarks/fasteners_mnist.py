@@ -167,7 +167,8 @@ def main() -> None:
             results.setdefault(name, []).append({"seed": seed, **run})
             print(f"{name} seed {seed}: AUC {run['auc']:.3f} ACC {run['acc']:.3f} F1 {run['f1']:.3f} ({run['train_seconds']:.0f} s)", flush=True)
             report = merge_runs(merge_runs(done, finished_runs(out, settings)), results)  # what side-by-side runs wrote meanwhile
-            write_report(out, f"fasteners_{args.protocol}", settings, {"results": report}, table(report, args.protocol), started)
+            held = {"models": ",".join(report), "seeds": ",".join(map(str, sorted({r["seed"] for runs in report.values() for r in runs})))}
+            write_report(out, f"fasteners_{args.protocol}", {**settings, **held}, {"results": report}, table(report, args.protocol), started)
     if not results:
         print(f"{out} already holds every run asked for; --fresh trains them again")
 
