@@ -103,6 +103,8 @@ def test_ssim_map_is_torchmetrics_ssim() -> None:
     _, expected = structural_similarity_index_measure(a, b, data_range=1.0, reduction="none", return_full_image=True)
     assert torch.allclose(ssim_map(a, b), expected, atol=1e-5)
     assert torch.allclose(ssim_map(a, a), torch.ones_like(a), atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as in validation under bf16-mixed
+        assert torch.allclose(ssim_map(a, b), expected, atol=1e-5)
 
 
 def test_ssim_score_finds_a_missing_stroke_that_the_squared_error_ranks_below_normal() -> None:

@@ -73,7 +73,9 @@ def ssim_map(a: Tensor, b: Tensor) -> Tensor:
     pad = window.shape[-1] // 2
     a, b = (F.pad(t.float(), (pad, pad, pad, pad), mode="reflect") for t in (a, b))
     n = a.shape[0]
-    moments = F.conv2d(torch.cat([a, b, a * a, b * b, a * b]), window)
+    # float32 even under mixed precision: the variances are differences of nearly equal moments
+    with torch.autocast(a.device.type, enabled=False):
+        moments = F.conv2d(torch.cat([a, b, a * a, b * b, a * b]), window)
     mu_a, mu_b, aa, bb, ab = moments.split(n)
     var_a, var_b = (aa - mu_a**2).clamp_min(0), (bb - mu_b**2).clamp_min(0)
     cov = ab - mu_a * mu_b
