@@ -48,11 +48,40 @@ def test_upsampling_starts_as_interpolation(name):
         assert torch.allclose(y[:, :, kh:-kh, kw:-kw], torch.ones(())), (up.kernel_size, up.stride)
 
 
+@pytest.mark.parametrize("rail_type, size", [("type1", (100, 160)), ("type2", (100, 55)), ("type2", (64, 37)), ("type1", (52, 104))])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_upsampling_keeps_an_edge_where_it_was(rail_type, size, axis):
+    """An edge between coarse pixels i-1 and i lands, through two stride-2 upsamplings, at finer pixel 4i.
+
+    A centred crop put it a pixel late across Type 2's 3-tap kernels (1.5 px in mass), and two
+    coarse pixels late where a pool has an odd size (52x104 tiles: pool3 is 13x26 wide, pool4 6x13).
+    """
+    net = SurfaceFCN(rail_type).eval()
+    h, w = size
+    pool2, half = (h // 4, w // 4), (h // 2, w // 2)
+    pool3 = (pool2[0] // 2, pool2[1] // 2)
+    pool4 = (pool3[0] // 2, pool3[1] // 2)
+    paths = {  # coarse size -> the two upsamplings that bring it up four-fold
+        "pool2 to the input": (pool2, lambda x: net.upsample(3, net.upsample(2, x, *half), h, w)),
+        "pool4 to pool2": (pool4, lambda x: net.upsample(1, net.upsample(0, x, *pool3), *pool2)),
+    }
+    for path, (coarse, upsample) in paths.items():
+        for i in range(1, coarse[axis] - 1):
+            step = torch.zeros(1, 2, *coarse)
+            step[0, 0].narrow(axis, i, coarse[axis] - i).fill_(1)
+            with torch.no_grad():
+                fine = upsample(step)[0, 0]
+            profile = fine.select(1 - axis, fine.shape[1 - axis] // 2)
+            assert int((profile >= 0.5).nonzero()[0]) == 4 * i, (path, i)
+
+
 def test_fit_to_crops_and_pads_centred():
     x = torch.arange(16.0).view(1, 1, 4, 4)
     assert torch.equal(fit_to(x, 2, 2), x[:, :, 1:3, 1:3])
     padded = fit_to(x, 6, 5)
     assert padded.shape == (1, 1, 6, 5) and torch.equal(padded[:, :, 1:5, 0:4], x) and padded[:, :, 0].abs().sum() == 0
+    at_the_end = fit_to(x, 2, 6, centred=False)
+    assert torch.equal(at_the_end[:, :, :, :4], x[:, :, :2]) and at_the_end[:, :, :, 4:].abs().sum() == 0
 
 
 def test_vgg19_weights_map_onto_the_backbone():

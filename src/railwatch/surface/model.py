@@ -9,9 +9,12 @@ pool2 (I/4) after the first two. The transposed kernels differ by rail type:
 - Type 1 (express rail, 100x160 tiles): 4x4, 3x2, 4x4, 4x4 -> 12,163,110 parameters;
 - Type 2 (common/heavy rail, 100x55 tiles): 4x4, 3x3, 2x3, 2x3 -> 12,163,042 parameters.
 
-Each transposed convolution has stride 2 and its output is cropped or zero-padded to the size
-of the map it is added to (pool3, pool2, then I/2 and the input), FCN's "crop" step, so any
-tile size works; odd sizes lose a row to each floor-halving pool.
+Each transposed convolution has stride 2. Its output is cropped to the map it is added to (pool3,
+pool2, then I/2 and the input) from the offset that puts every coarse pixel's taps on the finer
+pixels it was pooled from (FCN's "crop" step with its computed offset, Long et al. section 4.1),
+and zero-padded at the far end where it falls short, so any tile size works; odd sizes lose a row
+to each floor-halving pool. A centred crop is not the same: for Type 2's 3-tap kernels it shifted
+the scores 1.5 px sideways.
 """
 
 from __future__ import annotations
@@ -43,20 +46,32 @@ def vgg_feature_keys(parts: dict[str, tuple[int, nn.Sequential]]) -> dict[str, s
     }
 
 
+def crop_offset(kernel: int, stride: int) -> int:
+    """Leading rows (or columns) to crop from a ``kernel``-tap, ``stride``-step transposed convolution's output.
+
+    Coarse pixel ``i`` was pooled from the finer pixels ``stride*i ... stride*i + stride - 1`` and
+    its taps land on outputs ``stride*i ... stride*i + kernel - 1``; dropping ``(kernel - stride)
+    // 2`` leading outputs centres the taps on those pixels (FCN-8s' padding of 1 for 4x4 at
+    stride 2 and of 4 for 16x16 at stride 8 is the same offset). Where ``kernel - stride`` is odd
+    the taps cannot be centred; :func:`bilinear_kernel` then weights them about the true centre.
+    """
+    return (kernel - stride) // 2
+
+
 def bilinear_kernel(channels: int, kh: int, kw: int, stride: tuple[int, int] = (2, 2)) -> Tensor:
     """Weights that make a ``channels -> channels`` transposed convolution upsample bilinearly, channel by channel.
 
-    FCN (Long et al., section 3.3) starts its in-network upsampling as bilinear interpolation;
-    each axis gets the triangle filter of its kernel size, so 3x2 or 2x3 kernels work too. The taps
-    that feed each output phase (position modulo the stride) are scaled to sum to 1, so that a
-    constant map stays constant: FCN's triangle alone is right for kernels of twice the stride (and
-    3 at stride 2) but gives a 2-tap kernel at stride 2 half the gain.
+    FCN (Long et al., section 3.3) starts its in-network upsampling as bilinear interpolation. Each
+    axis gets a triangle of half-width ``stride`` centred where the coarse pixel's finer pixels are
+    once the output is cropped by :func:`crop_offset`: the kernel's middle for 4x4 or 16x16, half a
+    tap before it for Table 1's 3-tap kernels (which are asymmetric), so a step edge stays where it
+    was. The taps that feed each output phase (position modulo the stride) are scaled to sum to 1,
+    so that a constant map stays constant: a 2-tap kernel at stride 2 becomes a copy of each pixel.
     """
 
     def triangle(k: int, step: int) -> Tensor:
-        factor = (k + 1) // 2
-        centre = factor - 1 if k % 2 == 1 else factor - 0.5
-        taps = 1 - (torch.arange(k, dtype=torch.float32) - centre).abs() / factor
+        centre = crop_offset(k, step) + (step - 1) / 2
+        taps = (1 - (torch.arange(k, dtype=torch.float32) - centre).abs() / step).clamp(min=0)
         for phase in range(min(step, k)):
             taps[phase::step] /= taps[phase::step].sum()
         return taps
@@ -81,12 +96,15 @@ def init_fcn_head(score_layers: list[nn.Conv2d], upsampling: list[nn.ConvTranspo
                 up.bias.zero_()
 
 
-def fit_to(x: Tensor, height: int, width: int) -> Tensor:
-    """Crop (centred) or zero-pad ``x`` to ``height x width``."""
-    top, left = max(x.shape[2] - height, 0) // 2, max(x.shape[3] - width, 0) // 2
+def fit_to(x: Tensor, height: int, width: int, centred: bool = True) -> Tensor:
+    """Crop or zero-pad ``x`` to ``height x width``: evenly on both sides, or (``centred=False``) at the far end."""
+    top, left = (max(x.shape[2] - height, 0) // 2, max(x.shape[3] - width, 0) // 2) if centred else (0, 0)
     x = x[:, :, top : top + height, left : left + width]  # slicing, not negative padding: ONNX Runtime differs there
     dh, dw = height - x.shape[2], width - x.shape[3]
-    return F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)) if dh or dw else x
+    if not (dh or dw):
+        return x
+    before_h, before_w = (dh // 2, dw // 2) if centred else (0, 0)
+    return F.pad(x, (before_w, dw - before_w, before_h, dh - before_h))
 
 
 class SurfaceFCN(nn.Module):
@@ -123,15 +141,21 @@ class SurfaceFCN(nn.Module):
         """Map from torchvision ``vgg19`` state-dict keys (``features.N.*``) to this network's keys."""
         return vgg_feature_keys({"block12": (0, self.block12), "block3": (10, self.block3), "block4": (19, self.block4)})
 
+    def upsample(self, stage: int, scores: Tensor, height: int, width: int) -> Tensor:
+        """Transposed convolution ``stage`` of Table 1, cropped by :func:`crop_offset` to ``height x width``."""
+        up = self.up[stage]
+        top, left = (crop_offset(k, s) for k, s in zip(up.kernel_size, up.stride))
+        return fit_to(up(scores)[:, :, top:, left:], height, width, centred=False)
+
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[2:]
         pool2 = self.block12(x)
         pool3 = self.block3(pool2)
         scores = self.classifier(self.block4(pool3))
-        scores = fit_to(self.up[0](scores), *pool3.shape[2:]) + self.score_pool3(pool3)
-        scores = fit_to(self.up[1](scores), *pool2.shape[2:]) + self.score_pool2(pool2)
+        scores = self.upsample(0, scores, *pool3.shape[2:]) + self.score_pool3(pool3)
+        scores = self.upsample(1, scores, *pool2.shape[2:]) + self.score_pool2(pool2)
         # half the input's size, so that the last stride-2 upsampling covers every input pixel: for
         # Type 2's 55-px width that is 27 columns (-> 55), where twice pool2's 13 (26 -> 53) would
         # leave the two edge columns to zero padding that can never be scored as a defect
-        scores = fit_to(self.up[2](scores), h // 2, w // 2)
-        return fit_to(self.up[3](scores), h, w)
+        scores = self.upsample(2, scores, h // 2, w // 2)
+        return self.upsample(3, scores, h, w)
