@@ -49,9 +49,6 @@ PAPER_TILES = {"type1": 709, "type2": 1408}
 BUDGET_KEYS = ("strips", "folds", "steps", "batch_size", "lr", "lr_schedule", "lr_min", "precision", "device", "channels_last")
 """Settings that must match for folds of an earlier run to be reused."""
 EARLIER_DEFAULTS = {"device": "cpu", "channels_last": False}  # what runs from before these were recorded used
-NETWORK_REVISIONS = {"fcn-type1": 2, "fcn-type2": 2}
-"""Raised when a network changes in a way that moves its scores; folds of an older revision are trained again.
-2: the modified FCN crops its upsampling at computed offsets (a centred crop put Type 2's scores 1.5 px off)."""
 
 
 def strip_count(rail_type: str, requested: int) -> int:
@@ -83,16 +80,10 @@ def finished_folds(out: Path, settings: dict[str, Any], quiet: bool = False) -> 
         return {}, {}
     # folds saved before the processor was recorded per fold were all timed on the file's machine
     timed_on = earlier.get("machine", {}).get("processor", "")
-    results: dict[str, list[ModelCV]] = {}
-    for rail_type, runs in earlier.get("results", {}).items():
-        results[rail_type] = []
-        for run in runs:
-            folds = [FoldScores(**{"processor": timed_on, **f}) for f in run["folds"]]
-            current = [f for f in folds if f.revision >= NETWORK_REVISIONS.get(run["model"], 1)]
-            if len(current) < len(folds) and not quiet:
-                print(f"{rail_type} {run['model']}: {len(folds) - len(current)} folds of an older revision of the network are trained again")
-            if current:
-                results[rail_type].append(ModelCV(run["model"], current))
+    results = {
+        rail_type: [ModelCV(r["model"], [FoldScores(**{"processor": timed_on, **f}) for f in r["folds"]]) for r in runs]
+        for rail_type, runs in earlier.get("results", {}).items()
+    }
     return results, earlier.get("data", {})
 
 
@@ -200,7 +191,7 @@ def main() -> None:
             done = {name: sorted(set(done.get(name, [])) | skipped) for name in names}
 
         def on_fold(name: str, scores: Any, rail_type: str = rail_type) -> None:
-            scores = replace(scores, processor=processor, revision=NETWORK_REVISIONS.get(name, 1))
+            scores = replace(scores, processor=processor)
             print(f"{rail_type} {name} fold {scores.fold}: F1 {scores.f1:.3f} IoU {scores.iou:.3f} {scores.step_ms:.0f} ms/step", flush=True)
             nonlocal results
             results = merge_results(results, {rail_type: [ModelCV(name, [scores])]})

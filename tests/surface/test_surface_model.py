@@ -7,7 +7,7 @@ import torch
 from torchvision.models import vgg19
 
 from railwatch.export import export_onnx, onnx_max_abs_diff
-from railwatch.surface.model import SurfaceFCN, fit_to
+from railwatch.surface.model import KERNELS, SurfaceFCN, fit_to
 from railwatch.surface.models import build_surface_model
 
 
@@ -53,26 +53,27 @@ def test_upsampling_starts_as_interpolation(name):
 def test_upsampling_keeps_an_edge_where_it_was(rail_type, size, axis):
     """An edge between coarse pixels i-1 and i lands, through two stride-2 upsamplings, at finer pixel 4i.
 
-    A centred crop put it a pixel late across Type 2's 3-tap kernels (1.5 px in mass), and two
-    coarse pixels late where a pool has an odd size (52x104 tiles: pool3 is 13x26 wide, pool4 6x13).
+    Only Table 1's 3-tap kernels, which cannot be centred, may put it a pixel late. A centred crop
+    once put it two coarse pixels late where a pool has an odd size (52x104 tiles: pool3 is 13x26).
     """
     net = SurfaceFCN(rail_type).eval()
     h, w = size
     pool2, half = (h // 4, w // 4), (h // 2, w // 2)
     pool3 = (pool2[0] // 2, pool2[1] // 2)
     pool4 = (pool3[0] // 2, pool3[1] // 2)
-    paths = {  # coarse size -> the two upsamplings that bring it up four-fold
-        "pool2 to the input": (pool2, lambda x: net.upsample(3, net.upsample(2, x, *half), h, w)),
-        "pool4 to pool2": (pool4, lambda x: net.upsample(1, net.upsample(0, x, *pool3), *pool2)),
+    paths = {  # coarse size, the two upsampling stages that bring it up four-fold, and how they run
+        "pool2 to the input": (pool2, (2, 3), lambda x: net.upsample(3, net.upsample(2, x, *half), h, w)),
+        "pool4 to pool2": (pool4, (0, 1), lambda x: net.upsample(1, net.upsample(0, x, *pool3), *pool2)),
     }
-    for path, (coarse, upsample) in paths.items():
+    for path, (coarse, stages, upsample) in paths.items():
+        late = sum(KERNELS[rail_type][stage][axis] == 3 for stage in stages)
         for i in range(1, coarse[axis] - 1):
             step = torch.zeros(1, 2, *coarse)
             step[0, 0].narrow(axis, i, coarse[axis] - i).fill_(1)
             with torch.no_grad():
                 fine = upsample(step)[0, 0]
             profile = fine.select(1 - axis, fine.shape[1 - axis] // 2)
-            assert int((profile >= 0.5).nonzero()[0]) == 4 * i, (path, i)
+            assert 0 <= int((profile >= 0.5).nonzero()[0]) - 4 * i <= late, (path, i)
 
 
 def test_fit_to_crops_and_pads_centred():

@@ -31,8 +31,6 @@ class FoldScores:
     step_ms: float
     processor: str = ""
     """The processor ``step_ms`` was measured on (empty where not recorded)."""
-    revision: int = 1
-    """Which version of the network was trained, for records that outlive a change to it."""
 
 
 @dataclass
