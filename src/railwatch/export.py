@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -11,6 +12,9 @@ from torch import nn
 
 from railwatch.imageio import _atomic_write
 from railwatch.nn.device import module_device
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 
 def export_onnx(
@@ -44,7 +48,7 @@ def export_onnx(
     return _atomic_write(path, write)
 
 
-def onnx_session(path: str | Path, threads: int | None = None):
+def onnx_session(path: str | Path, threads: int | None = None) -> ort.InferenceSession:
     """An ONNX Runtime CPU session for ``path``, with ``threads`` intra-op threads (ONNX Runtime's choice if None)."""
     import onnxruntime as ort
 

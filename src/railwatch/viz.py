@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from railwatch.config import GaugeConfig, RiskConfig
 from railwatch.intrusion.railfit import RailFit
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from railwatch.intrusion.det.types import Detections
 
 LEVEL_COLOURS: dict[str, tuple[int, int, int]] = {
     "I": (220, 30, 30),
@@ -115,7 +121,7 @@ def plot_risk_map(
     gauge: GaugeConfig | None = None,
     max_offset_m: float = 4.0,
     max_distance_m: float = 120.0,
-):
+) -> Figure:
     """Figure of the risk level over lateral offset and distance for one object type (Eq. 15-17).
 
     Returns:
@@ -185,7 +191,7 @@ DETECTION_COLOURS: dict[str, tuple[int, int, int]] = {
 """Box colour of each object class in detection pictures."""
 
 
-def draw_detections(image: np.ndarray, detections) -> Image.Image:
+def draw_detections(image: np.ndarray, detections: Detections) -> Image.Image:
     """Boxes with class name and score drawn on a copy of an ``(H, W, 3)`` RGB image."""
     picture = Image.fromarray(image)
     draw = ImageDraw.Draw(picture)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -32,6 +32,10 @@ from railwatch.cli_support import (
 from railwatch.errors import InputError
 from railwatch.intrusion.seg_cli import parse_size
 
+if TYPE_CHECKING:
+    from railwatch.config import DetInferConfig
+    from railwatch.intrusion.det.infer import Detector
+
 DETECTOR_HELP = "Detector checkpoint (.pt from train-det); defaults to the small ST-YOLO shipped with railwatch."
 DetectorOption = Annotated[Optional[Path], typer.Option("--weights", "-w", help=DETECTOR_HELP)]
 
@@ -41,7 +45,7 @@ def packaged_detector() -> Path:
     return Path(__file__).parent / "weights" / "st_yolo_scenes_small.pt"
 
 
-def load_detector(weights: Optional[Path], infer=None, device: str = "cpu"):
+def load_detector(weights: Optional[Path], infer: DetInferConfig | None = None, device: str = "cpu") -> Detector:
     """A :class:`~railwatch.intrusion.det.infer.Detector` from ``weights`` or the packaged model."""
     from railwatch.intrusion.det.infer import Detector
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -30,6 +30,9 @@ from railwatch.cli_support import (
 )
 from railwatch.errors import InputError
 
+if TYPE_CHECKING:
+    from railwatch.intrusion.seg.infer import Segmenter
+
 WEIGHTS_HELP = "Segmenter checkpoint (.pt from train-seg); defaults to the small model shipped with railwatch."
 WeightsOption = Annotated[Optional[Path], typer.Option("--weights", "-w", help=WEIGHTS_HELP)]
 
@@ -39,7 +42,7 @@ def packaged_weights() -> Path:
     return Path(__file__).parent / "weights" / "bisenetv2_scenes_small.pt"
 
 
-def load_segmenter(weights: Optional[Path], device: str = "cpu"):
+def load_segmenter(weights: Optional[Path], device: str = "cpu") -> Segmenter:
     """A :class:`~railwatch.intrusion.seg.infer.Segmenter` from ``weights`` or the packaged model."""
     from railwatch.intrusion.seg.infer import Segmenter
 

@@ -13,14 +13,14 @@ import json
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from railwatch.errors import RailwatchError
 from railwatch.service.jobs import JobPool, QueueFull
@@ -94,7 +94,7 @@ def create_app(
     api = [Depends(authorised)]
 
     @app.middleware("http")
-    async def refuse_large_bodies(request: Request, call_next):
+    async def refuse_large_bodies(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         """Refuse a body by its declared length before it is read; undeclared lengths are counted as uploads are saved."""
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:

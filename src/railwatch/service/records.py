@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
+from sqlalchemy.engine import Row
+
 from railwatch.errors import InputError
 from railwatch.service.schema import (
     MODULES,
@@ -141,7 +143,7 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else as_utc(value).isoformat()
 
 
-def run_dict(row) -> dict[str, Any]:
+def run_dict(row: Row) -> dict[str, Any]:
     return {
         "id": row.id,
         "module": row.module,
@@ -155,7 +157,7 @@ def run_dict(row) -> dict[str, Any]:
     }
 
 
-def event_dict(row) -> dict[str, Any]:
+def event_dict(row: Row) -> dict[str, Any]:
     return {
         "id": int(row.id),
         "run_id": row.run_id,
@@ -174,7 +176,7 @@ def event_dict(row) -> dict[str, Any]:
     }
 
 
-def job_dict(row) -> dict[str, Any]:
+def job_dict(row: Row) -> dict[str, Any]:
     return {
         "id": row.id,
         "module": row.module,

@@ -33,6 +33,7 @@ from railwatch.errors import InputError
 
 if TYPE_CHECKING:
     from railwatch.config import SurfaceTrainConfig
+    from railwatch.surface.cv import FoldScores
 
 app = typer.Typer(help="Rail running-surface defects (paper 002).", no_args_is_help=True)
 
@@ -255,7 +256,7 @@ def cv(
         raise InputError(f"unknown surface model {unknown[0]!r}; known: {', '.join(BUILDERS)}")
     tiles = load_tiles(find_pairs(data, cfg.rail_type), cfg.tile_height, cfg.mask_threshold)
 
-    def report(name, scores) -> None:
+    def report(name: str, scores: FoldScores) -> None:
         if not as_json:
             console.print(f"{name} fold {scores.fold}: F1 {scores.f1:.3f}, IoU {scores.iou:.3f}, {scores.step_ms:.0f} ms/step")
 

@@ -10,6 +10,7 @@ The data set is "randomly divided into training, validation, and test datasets i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,6 +18,9 @@ from torch.utils.data import Dataset
 
 from railwatch.errors import InputError
 from railwatch.vibration.spectra import event_spectra, frequency_grid
+
+if TYPE_CHECKING:
+    from railwatch.vibration.simulate import HammerDataset
 
 
 @dataclass
@@ -45,7 +49,7 @@ class SpectraSet:
         return self.das
 
 
-def modality_records(dataset, reads: str, accelerometer: int = 2, source: str = "data") -> np.ndarray:
+def modality_records(dataset: HammerDataset, reads: str, accelerometer: int = 2, source: str = "data") -> np.ndarray:
     """The records one model reads: the three axes of accelerometer ``accelerometer`` ``(events, 3, samples)``, or the DAS points."""
     if reads == "das":
         return dataset.das
@@ -56,7 +60,7 @@ def modality_records(dataset, reads: str, accelerometer: int = 2, source: str = 
     return dataset.accel[:, accelerometer]
 
 
-def spectra_set(dataset, accelerometer: int = 2, window_s: float = 0.2, max_freq: float = 500.0, source: str = "data") -> SpectraSet:
+def spectra_set(dataset: HammerDataset, accelerometer: int = 2, window_s: float = 0.2, max_freq: float = 500.0, source: str = "data") -> SpectraSet:
     """Spectra of every event of a :class:`~railwatch.vibration.simulate.HammerDataset`, peak-normalised per event."""
 
     def spectra(reads: str) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import ValidationError
@@ -16,6 +17,9 @@ from railwatch.vibration.model import MAX_FFI, FFIRegressor
 from railwatch.vibration.spectra import event_spectra, frequency_grid, normalise_peak
 from railwatch.vibration.train import TASK, predict_scaled
 from railwatch.yamlfile import first_validation_error
+
+if TYPE_CHECKING:
+    from railwatch.vibration.simulate import HammerDataset
 
 
 @dataclass
@@ -52,14 +56,14 @@ class VibrationPredictor:
         self.check_spectra(spectra)
         return predict_scaled(self.net, normalise_peak(spectra)) * MAX_FFI
 
-    def dataset_spectra(self, dataset, source: str = "data") -> np.ndarray:
+    def dataset_spectra(self, dataset: HammerDataset, source: str = "data") -> np.ndarray:
         """The model's input spectra of every event of a hammer-test data set (peak-normalised)."""
         records = modality_records(dataset, self.reads, self.accelerometer, source)
         spectra = event_spectra(records, dataset.fs, self.window_s, self.max_freq, source=f"{source}: {self.reads}")
         self.check_spectra(spectra, source)
         return spectra
 
-    def predict_dataset(self, dataset, source: str = "data") -> np.ndarray:
+    def predict_dataset(self, dataset: HammerDataset, source: str = "data") -> np.ndarray:
         """FFI (0..3, continuous) of every event of a hammer-test data set."""
         return self.predict_spectra(self.dataset_spectra(dataset, source))
 
