@@ -18,28 +18,17 @@ from railwatch.fasteners.explain import gradcam, write_heatmaps
 from railwatch.fasteners.infer import FastenerDetector
 from railwatch.fasteners.scoring import detection_scores
 from railwatch.fasteners.train import chosen_source, fit_fasteners
+from tests.fasteners.crops import blob_crops
 
 TINY = FastenerModelConfig(
     encoder_channels=(8, 16, 32, 64), msac_channels=(16, 32, 64), discriminator_channels=(8, 16, 32, 32, 32), ejpu_channels=16, memory_slots=16
 )
 
 
-def _crops(normal: int, anomalous: int, rng: np.random.Generator) -> CropSet:
-    """Dark noisy crops with a grey band (normal); anomalies add a bright 30 px square somewhere."""
-    n = normal + anomalous
-    images = rng.normal(40, 6, (n, 128, 128))
-    images[:, 56:72, :] += 120
-    for i in range(normal, n):
-        y, x = rng.integers(8, 90, 2)
-        images[i, y : y + 30, x : x + 30] = 250
-    labels = np.r_[np.zeros(normal, np.int64), np.ones(anomalous, np.int64)]
-    return CropSet(images.clip(0, 255).astype(np.uint8), labels, ("normal",) * normal + ("blob",) * anomalous, tuple(f"c{i}" for i in range(n)))
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     rng = np.random.default_rng(0)
-    train, val, test = _crops(48, 0, rng), _crops(12, 6, rng), _crops(12, 6, rng)
+    train, val, test = blob_crops(48, 0, rng), blob_crops(12, 6, rng), blob_crops(12, 6, rng)
     # the ssim score: at 30 steps the discriminator's verdict still swings with the thread
     # count's rounding (its AUC here lies anywhere from 0 to 1), and the student in-painting from
     # distant tokens has barely learnt the band, so its squared error hardly moves (AUC 0.83);
@@ -77,6 +66,7 @@ def test_auto_score_takes_the_best_validation_auc() -> None:
     assert chosen_source(auto, {"val/neg_recon_mse": -0.1}) == "discriminator"  # no anomalies to choose with: Eq. 10
     assert chosen_source(FastenerTrainConfig(score="reconstruction"), metrics) == "reconstruction"
     assert chosen_source(FastenerTrainConfig(model="ganomaly"), metrics) == "latent"
+    assert chosen_source(FastenerTrainConfig(model="memae", score="ssim"), metrics) == "reconstruction"
 
 
 def test_gradcam_heatmaps(trained, tmp_path) -> None:
@@ -92,7 +82,7 @@ def test_training_refuses_anomalies_and_wrong_sizes(tmp_path) -> None:
     rng = np.random.default_rng(1)
     cfg = FastenerTrainConfig(max_steps=1, arch=TINY, accelerator="cpu")
     with pytest.raises(InputError, match="must all be normal"):
-        fit_fasteners(_crops(8, 2, rng), _crops(4, 2, rng), cfg, tmp_path, progress=False)
+        fit_fasteners(blob_crops(8, 2, rng), blob_crops(4, 2, rng), cfg, tmp_path, progress=False)
     small = CropSet(np.zeros((6, 64, 64), np.uint8), np.zeros(6, np.int64), ("normal",) * 6, ("x",) * 6)
     with pytest.raises(InputError, match="128 x 128"):
         fit_fasteners(small, small, cfg, tmp_path, progress=False)

@@ -88,6 +88,10 @@ class GANomaly(nn.Module):
         x_hat = self.decoder(z)
         return GANomalyOutput(x_hat, z, self.encoder_hat(x_hat))
 
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """The decoder's reconstruction ``(N, 1, S, S)`` in ``[0, 1]``."""
+        return self(x).reconstruction
+
     def anomaly_score(self, x: Tensor) -> Tensor:
         """``mean (z - z_hat)^2`` per crop: large for crops unlike the training crops."""
         return self(x).latent_distance()

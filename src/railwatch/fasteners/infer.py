@@ -84,7 +84,7 @@ class FastenerDetector:
 
     @torch.no_grad()
     def reconstruct(self, crops: CropSet) -> np.ndarray:
-        """The student's (GANomaly: the decoder's) reconstructions as ``(N, S, S)`` uint8."""
+        """The student's (GANomaly, MemAE: the decoder's) reconstructions as ``(N, S, S)`` uint8."""
         x = torch.from_numpy(crops.images).to(module_device(self.net)).float().div(255).unsqueeze(1)
-        out = self.net(x).reconstruction if self.model == "ganomaly" else self.net.reconstruct(x)
+        out = self.net.reconstruct(x)
         return (out.squeeze(1).clamp(0, 1) * 255).round().byte().cpu().numpy()

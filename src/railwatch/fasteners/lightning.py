@@ -2,9 +2,9 @@
 
 Each step updates the generators once with Eq. 16 and the discriminator once with Eq. 17 (two
 Adam optimisers, lr 1e-4 annealed by a cosine to 2e-5 over the run, weight decay 1e-5).
-GANomaly is trained the same way with its own losses. Validation scores the validation crops:
-AUC when they include anomalies (for KD-GAN, of each of its four scores), and always the
-student's reconstruction error.
+GANomaly is trained the same way with its own losses; MemAE, which has no discriminator, with its
+one optimiser. Validation scores the validation crops: AUC when they include anomalies (for
+KD-GAN, of each of its four scores), and always the reconstruction error.
 """
 
 from __future__ import annotations
@@ -20,58 +20,78 @@ from torchmetrics.functional.classification import binary_auroc
 from railwatch.config import FastenerTrainConfig
 from railwatch.fasteners.ganomaly import GANomaly, ganomaly_generator_loss
 from railwatch.fasteners.loss import discriminator_loss, generator_loss
-from railwatch.fasteners.scoring import SCORE_SOURCES, build_detector, kdgan_scores, reconstruction_error
+from railwatch.fasteners.memae import MemAE, memae_loss
+from railwatch.fasteners.scoring import BASELINE_SCORES, SCORE_SOURCES, build_detector, kdgan_scores, reconstruction_error
+
+
+def _as_list(x: Any) -> list[Any]:
+    """Lightning hands back one optimiser (or schedule) bare and several as a list."""
+    return x if isinstance(x, list) else [x]
 
 
 class FastenerGANTask(L.LightningModule):
-    """Adversarial training of KD-GAN or GANomaly; logs ``train/*`` losses and ``val/{auc,recon_mse}``."""
+    """Training of KD-GAN, GANomaly or MemAE; logs ``train/*`` losses and ``val/{auc,recon_mse}``."""
 
     def __init__(self, train: dict[str, Any]) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.cfg = FastenerTrainConfig.model_validate(train)
         self.net = build_detector(self.cfg)
-        self.automatic_optimization = False  # one generator and one discriminator update per step
+        self.automatic_optimization = False  # each optimiser (generator, discriminator) steps once per batch
         self._scores: list[Tensor] = []
         self._labels: list[Tensor] = []
         self._errors: list[Tensor] = []
         self.last_val: dict[str, float] = {}
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        images = batch[0]
-        opt_g, opt_d = self.optimizers()
+    def parts(self) -> list[list[torch.nn.Parameter]]:
+        """The parameters of each optimiser: the generator(s), then the discriminator if there is one."""
         net = self.net
+        if isinstance(net, MemAE):
+            return [list(net.parameters())]
+        return [net.generator_parameters(), list(net.discriminator.parameters())]
+
+    def _generator_losses(self, images: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """The loss terms of the generator update (``loss_g`` is their total) and the crops it made."""
+        net = self.net
+        if isinstance(net, MemAE):
+            out = net(images)
+            return memae_loss(images, out), out.reconstruction
         if isinstance(net, GANomaly):
             out = net(images)
             _, real_features = net.discriminator(images)
             _, fake_features = net.discriminator(out.reconstruction)
-            logs = ganomaly_generator_loss(images, out, real_features, fake_features)
-            fake = out.reconstruction
-        else:
-            out = net(images)
-            terms = generator_loss(
-                images, out.teacher, out.student, out.teacher_features, out.student_features,
-                net.discriminator(out.student), self.cfg.loss,
-            )  # fmt: skip
-            logs = terms.logs()
-            fake = out.student
+            return ganomaly_generator_loss(images, out, real_features, fake_features), out.reconstruction
+        out = net(images)
+        terms = generator_loss(
+            images, out.teacher, out.student, out.teacher_features, out.student_features,
+            net.discriminator(out.student), self.cfg.loss,
+        )  # fmt: skip
+        return terms.logs(), out.student
+
+    def _discriminator_loss(self, images: Tensor, fake: Tensor) -> Tensor:
+        """Eq. 15 (scaled by its weight) for KD-GAN; the plain real-against-fake loss for GANomaly."""
+        net = self.net
+        if isinstance(net, GANomaly):  # its discriminator also returns features
+            return discriminator_loss(net.discriminator(images)[0], net.discriminator(fake.detach())[0])
+        return self.cfg.loss.discriminator * discriminator_loss(net.discriminator(images), net.discriminator(fake.detach()))
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        images = batch[0]
+        opt_g, *opt_d = _as_list(self.optimizers())
+        logs, fake = self._generator_losses(images)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(logs["loss_g"])
         opt_g.step()
-
-        if isinstance(net, GANomaly):  # its discriminator also returns features
-            loss_d = discriminator_loss(net.discriminator(images)[0], net.discriminator(fake.detach())[0])
-        else:
-            loss_d = self.cfg.loss.discriminator * discriminator_loss(net.discriminator(images), net.discriminator(fake.detach()))
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(loss_d)
-        opt_d.step()
-        for schedule in self.lr_schedulers():
+        if opt_d:
+            loss_d = self._discriminator_loss(images, fake)
+            opt_d[0].zero_grad(set_to_none=True)
+            self.manual_backward(loss_d)
+            opt_d[0].step()
+            logs["loss_d"] = loss_d
+        for schedule in _as_list(self.lr_schedulers()):
             schedule.step()
-        n = images.shape[0]
-        self.log("train/loss_d", loss_d, batch_size=n, prog_bar=True)
         for name, value in logs.items():
-            self.log(f"train/{name}", value, batch_size=n, prog_bar=name == "loss_g")
+            self.log(f"train/{name}", value, batch_size=images.shape[0], prog_bar=name in ("loss_g", "loss_d"))
 
     def on_train_epoch_start(self) -> None:
         dataset = getattr(self.trainer.train_dataloader, "dataset", None)
@@ -83,6 +103,9 @@ class FastenerGANTask(L.LightningModule):
         if isinstance(self.net, GANomaly):
             out = self.net(images)
             scores, error = {"latent": out.latent_distance()}, reconstruction_error(out.reconstruction, images)
+        elif isinstance(self.net, MemAE):
+            error = reconstruction_error(self.net.reconstruct(images), images)
+            scores = {"reconstruction": error}
         else:
             scores = kdgan_scores(self.net, images)
             error = scores["reconstruction"]
@@ -91,8 +114,8 @@ class FastenerGANTask(L.LightningModule):
         self._errors.append(error.cpu())
 
     def _sources(self) -> tuple[str, ...]:
-        """The scores validation computes: all four of KD-GAN's, GANomaly's one."""
-        return ("latent",) if isinstance(self.net, GANomaly) else SCORE_SOURCES
+        """The scores validation computes: all four of KD-GAN's, a baseline's one."""
+        return (BASELINE_SCORES[self.cfg.model],) if self.cfg.model in BASELINE_SCORES else SCORE_SOURCES
 
     def on_validation_epoch_end(self) -> None:
         scores, labels, errors = torch.cat(self._scores), torch.cat(self._labels), torch.cat(self._errors)
@@ -101,7 +124,8 @@ class FastenerGANTask(L.LightningModule):
         self.last_val = {"recon_mse": float(errors[normal].mean()) if normal.any() else float("nan")}
         if normal.any() and (~normal).any():
             aucs = {source: float(binary_auroc(scores[:, i], labels.long())) for i, source in enumerate(self._sources())}
-            self.last_val["auc"] = max(aucs.values()) if self.cfg.score == "auto" else aucs[self.cfg.score]
+            # a baseline has one score, whatever ``score`` says
+            self.last_val["auc"] = aucs[self.cfg.score] if self.cfg.score in aucs else max(aucs.values())
             if len(aucs) > 1:  # each KD-GAN score, to compare them and for ``score: auto``
                 self.last_val |= {f"auc_{source}": auc for source, auc in aucs.items()}
         self.last_val["neg_recon_mse"] = -self.last_val["recon_mse"]
@@ -111,11 +135,8 @@ class FastenerGANTask(L.LightningModule):
 
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[Any]]:
         cfg = self.cfg
-        generator = self.net.generator_parameters()
-        discriminator = list(self.net.discriminator.parameters())
-        optimisers = [
-            torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.999), weight_decay=cfg.weight_decay)
-            for params in (generator, discriminator)
-        ]
+        # beta1 = 0.5 steadies adversarial training (DCGAN); MemAE, which has none, takes Adam's default
+        betas = (0.9, 0.999) if isinstance(self.net, MemAE) else (0.5, 0.999)
+        optimisers = [torch.optim.Adam(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay) for params in self.parts()]
         schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.lr_min) for opt in optimisers]
         return optimisers, schedules

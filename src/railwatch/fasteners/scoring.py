@@ -22,6 +22,7 @@ from torchmetrics.functional.classification import binary_auroc
 from railwatch.config import FastenerTrainConfig
 from railwatch.errors import InputError
 from railwatch.fasteners.ganomaly import GANomaly
+from railwatch.fasteners.memae import MemAE
 from railwatch.fasteners.model import KDGAN, KDGANOutput
 
 ScoreSource = Literal["discriminator", "reconstruction", "ssim", "distillation", "latent"]
@@ -35,13 +36,19 @@ SSIM_REGION = 16
 MODELS: dict[str, str] = {
     "kd-gan": "knowledge-distilled GAN: teacher/student generators, MSAC + CASE, E-JPU (paper 000)",
     "ganomaly": "GANomaly encoder-decoder-encoder GAN, the paper's baseline (Akcay et al. 2018)",
+    "memae": "MemAE memory-augmented autoencoder, a baseline of the paper's Tables 5-6 (Gong et al. 2019)",
 }
+
+BASELINE_SCORES: dict[str, str] = {"ganomaly": "latent", "memae": "reconstruction"}
+"""The one score of each baseline, as its own paper defines it (KD-GAN has the four of :data:`SCORE_SOURCES`)."""
 
 
 def build_detector(cfg: FastenerTrainConfig) -> nn.Module:
     """The network ``cfg.model`` with ``cfg.arch``, randomly initialised."""
     if cfg.model == "ganomaly":
         return GANomaly(cfg.arch.image_size)
+    if cfg.model == "memae":
+        return MemAE(cfg.arch.image_size)
     return KDGAN(cfg.arch)
 
 
@@ -108,10 +115,13 @@ def raw_scores(net: nn.Module, x: Tensor, source: ScoreSource = "discriminator")
     mean squared reconstruction error, its structural dissimilarity to the crop
     (:func:`structural_dissimilarity`), or the distillation discrepancy of Eq. 13 between the
     teacher's and the student's generator features (each level's mean square, summed).
-    GANomaly: its latent distance (``latent``), whatever ``source`` says.
+    GANomaly: its latent distance (``latent``), whatever ``source`` says; MemAE: its squared
+    reconstruction error (``reconstruction``), likewise.
     """
     if isinstance(net, GANomaly):
         return net.anomaly_score(x)
+    if isinstance(net, MemAE):
+        return reconstruction_error(net.reconstruct(x), x)
     if source == "distillation":
         return distillation_discrepancy(net(x))
     reconstruction = net.reconstruct(x)

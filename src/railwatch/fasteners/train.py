@@ -32,7 +32,7 @@ from railwatch.fasteners.data import (
     split_crop_folder,
 )
 from railwatch.fasteners.lightning import FastenerGANTask
-from railwatch.fasteners.scoring import SCORE_SOURCES, ScoreStats, calibrate, raw_scores
+from railwatch.fasteners.scoring import BASELINE_SCORES, SCORE_SOURCES, ScoreStats, calibrate, raw_scores
 from railwatch.nn.device import module_device
 from railwatch.training import SaveBest, fit, make_trainer
 
@@ -55,10 +55,11 @@ def model_settings(cfg: FastenerTrainConfig) -> dict[str, Any]:
 
 
 def chosen_source(cfg: FastenerTrainConfig, metrics: dict[str, float]) -> str:
-    """The score a trained detector uses: GANomaly's latent distance, the configured one, or for
-    ``auto`` the KD-GAN score with the best validation AUC (Eq. 10's discriminator without anomalies)."""
-    if cfg.model == "ganomaly":
-        return "latent"
+    """The score a trained detector uses: a baseline's own (GANomaly's latent distance, MemAE's
+    reconstruction error), the configured one, or for ``auto`` the KD-GAN score with the best
+    validation AUC (Eq. 10's discriminator without anomalies)."""
+    if cfg.model in BASELINE_SCORES:
+        return BASELINE_SCORES[cfg.model]
     if cfg.score != "auto":
         return cfg.score
     aucs = {source: metrics.get(f"val/auc_{source}", -1.0) for source in SCORE_SOURCES}
@@ -108,8 +109,10 @@ def fit_fasteners(
         kept["meta"] = progress_meta
 
     best = SaveBest("val/auc" if val.has_anomalies else "val/neg_recon_mse", keep)
-    # two optimiser steps (generator, discriminator) per batch count as two trainer steps
-    trainer_cfg = cfg.model_copy(update={"max_steps": 2 * cfg.steps, "val_every_steps": min(cfg.val_every_steps or cfg.steps, cfg.steps)})
+    # each optimiser step counts as a trainer step: two per batch for the GANs (generator and
+    # discriminator), one for MemAE
+    updates = len(task.parts())
+    trainer_cfg = cfg.model_copy(update={"max_steps": updates * cfg.steps, "val_every_steps": min(cfg.val_every_steps or cfg.steps, cfg.steps)})
     trainer = make_trainer(trainer_cfg, out, best, len(train_loader), progress)
     fit(trainer, task, best, train_loader, val_loader)
 
