@@ -522,8 +522,8 @@ class FastenerTrainConfig(TrainingRun):
 
     Args:
         model: ``kd-gan`` (the paper's method), or one of its baselines: ``ganomaly`` (Akcay et
-            al. 2018) or ``memae`` (Gong et al. 2019). The baselines score with their own
-            papers' measure whatever ``score`` says.
+            al. 2018), ``memae`` (Gong et al. 2019) or ``f-anogan`` (Schlegl et al. 2019). The
+            baselines score with their own papers' measure whatever ``score`` says.
         profile: Training length: ``quick`` (150 steps) or ``paper`` (1000 steps, the length of
             the paper's cosine schedule); ``max_steps`` > 0 overrides it.
         batch_size: Crops per step (16).
@@ -541,7 +541,7 @@ class FastenerTrainConfig(TrainingRun):
         val_every_steps: Score the validation crops every this many steps.
     """
 
-    model: Literal["kd-gan", "ganomaly", "memae"] = "kd-gan"
+    model: Literal["kd-gan", "ganomaly", "memae", "f-anogan"] = "kd-gan"
     profile: Literal["quick", "paper"] = "paper"
     epochs: int = Field(10_000, ge=1)
     batch_size: int = Field(16, ge=1)

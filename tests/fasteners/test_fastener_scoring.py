@@ -81,7 +81,7 @@ def test_auc_per_kind_compares_each_kind_with_the_normal_crops() -> None:
 @pytest.mark.parametrize(
     ("model", "source"),
     [("kd-gan", "discriminator"), ("kd-gan", "reconstruction"), ("kd-gan", "ssim"), ("kd-gan", "distillation"), ("ganomaly", "latent"),
-     ("memae", "reconstruction")],
+     ("memae", "reconstruction"), ("f-anogan", "izif")],
 )
 def test_scoring_path_exports_to_onnx(tmp_path, model: str, source: str) -> None:
     torch.manual_seed(0)
@@ -129,7 +129,7 @@ def test_models_lists_every_variant_with_sizes() -> None:
     result = CliRunner().invoke(app, ["fasteners", "models", "--json"])
     assert result.exit_code == 0, result.output
     models = {m["name"]: m for m in json.loads(result.output)}
-    assert set(models) == {"kd-gan", "kd-gan-baseline", "kd-gan-msac", "kd-gan-ejpu", "kd-gan-no-case", "ganomaly", "memae"}
+    assert set(models) == {"kd-gan", "kd-gan-baseline", "kd-gan-msac", "kd-gan-ejpu", "kd-gan-no-case", "ganomaly", "memae", "f-anogan"}
     assert models["kd-gan-baseline"]["params"] < models["kd-gan-msac"]["params"] < models["kd-gan"]["params"]
     assert models["kd-gan-baseline"]["params"] < models["kd-gan-ejpu"]["params"] < models["kd-gan"]["params"]
     assert all(m["score_gflops"] > 0 for m in models.values())

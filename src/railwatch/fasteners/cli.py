@@ -62,7 +62,7 @@ def _check_rule(rule: str) -> None:
 @app.command()
 @one_line_errors
 def models(as_json: JsonOption = False) -> None:
-    """List the detectors (KD-GAN, its Table 7 ablations, GANomaly, MemAE) with parameters and GFLOPs per scored crop."""
+    """List the detectors (KD-GAN, its Table 7 ablations, GANomaly, MemAE, f-AnoGAN) with parameters and GFLOPs per scored crop."""
     from railwatch.fasteners.models import list_fastener_models
 
     infos = list_fastener_models()
@@ -110,7 +110,7 @@ def train(
     data: DataOption = None,
     mnist: MnistOption = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for best.pt and the logs.")] = Path("runs/fasteners"),
-    model: Annotated[Optional[str], typer.Option("--model", help="kd-gan, an ablation (see `fasteners models`), ganomaly or memae.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="kd-gan, an ablation (see `fasteners models`), ganomaly, memae or f-anogan.")] = None,
     profile: Annotated[Optional[str], typer.Option("--profile", help="Training length: quick (150 steps) or paper (1000 steps).")] = None,
     msac: Annotated[Optional[bool], typer.Option("--msac/--no-msac", help="Multi-scale attention coupling in the teacher.")] = None,
     case: Annotated[Optional[bool], typer.Option("--case/--no-case", help="CASE attention inside MSAC.")] = None,

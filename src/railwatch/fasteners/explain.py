@@ -4,8 +4,8 @@ anomaly scores and generates Grad-CAM heatmaps to localize anomalous regions").
 Grad-CAM (captum's ``LayerGradCam``) weights a layer's feature maps by the gradient of the raw
 anomaly score and keeps the positive part. For KD-GAN scored by its discriminator, the layer is
 the discriminator's finest fused map (E-JPU's ``y_c``, 32 x 32, or level 3 without E-JPU); for
-reconstruction, ssim and distillation scores it is the student generator's last level; for GANomaly the first encoder's
-16 x 16 level, and for MemAE its encoder's 16 x 16 level, the last before the memory reads a code. Maps are upsampled to the crop and scaled to ``[0, 1]`` per crop.
+reconstruction, ssim and distillation scores it is the student generator's last level; for GANomaly and f-AnoGAN the
+(first) encoder's 16 x 16 level, and for MemAE its encoder's 16 x 16 level. Maps are upsampled to the crop and scaled to ``[0, 1]`` per crop.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from matplotlib import colormaps
 from PIL import Image
 from torch import nn
 
+from railwatch.fasteners.fanogan import FAnoGAN
 from railwatch.fasteners.ganomaly import GANomaly
 from railwatch.fasteners.infer import FastenerDetector
 from railwatch.fasteners.memae import MemAE
@@ -26,8 +27,8 @@ from railwatch.fasteners.scoring import raw_scores
 from railwatch.imageio import write_image
 from railwatch.nn.device import module_device
 
-GANOMALY_CAM_LEVEL = 7
-"""Index of the first GANomaly encoder's layer whose output is 16 x 16 (for a 128 px crop)."""
+DCGAN_CAM_LEVEL = 7
+"""Index of the DCGAN encoder's layer (GANomaly's first, f-AnoGAN's) whose output is 16 x 16 (for a 128 px crop)."""
 MEMAE_CAM_LEVEL = 2
 """Index of the MemAE encoder's block whose output is 16 x 16 (for a 128 px crop)."""
 
@@ -35,7 +36,9 @@ MEMAE_CAM_LEVEL = 2
 def cam_layer(net: nn.Module, source: str) -> nn.Module:
     """The layer Grad-CAM reads for ``net`` scored by ``source``."""
     if isinstance(net, GANomaly):
-        return net.encoder[GANOMALY_CAM_LEVEL]
+        return net.encoder[DCGAN_CAM_LEVEL]
+    if isinstance(net, FAnoGAN):
+        return net.encoder[0][DCGAN_CAM_LEVEL]
     if isinstance(net, MemAE):
         return net.encoder[MEMAE_CAM_LEVEL]
     if source in ("reconstruction", "ssim", "distillation"):

@@ -19,20 +19,25 @@ from torch import Tensor, nn
 from railwatch.fasteners.model import check_crops
 
 
-def _encoder(image_size: int, width: int, latent: int) -> nn.Sequential:
-    """DCGAN encoder: stride-2 4x4 convolutions down to 4x4, then a 4x4 convolution to ``latent`` channels."""
+def dcgan_encoder(image_size: int, width: int, latent: int, batch_norm: bool = True) -> nn.Sequential:
+    """DCGAN encoder: stride-2 4x4 convolutions down to 4x4, then a 4x4 convolution to ``latent`` channels.
+
+    ``batch_norm=False`` leaves out the batch norms, as a critic trained with a gradient penalty
+    needs (each crop's gradient must not depend on the others in its batch).
+    """
     steps = int(math.log2(image_size // 4))
     layers: list[nn.Module] = [nn.Conv2d(1, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
     c = width
     for _ in range(steps - 1):
-        layers += [nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2, inplace=True)]
+        norm: list[nn.Module] = [nn.BatchNorm2d(2 * c)] if batch_norm else []
+        layers += [nn.Conv2d(c, 2 * c, 4, 2, 1, bias=not batch_norm), *norm, nn.LeakyReLU(0.2, inplace=True)]
         c *= 2
     layers.append(nn.Conv2d(c, latent, 4, 1, 0, bias=False))
     return nn.Sequential(*layers)
 
 
-def _decoder(image_size: int, width: int, latent: int) -> nn.Sequential:
-    """DCGAN decoder: the mirror of :func:`_encoder`, ending in a sigmoid (images in ``[0, 1]``)."""
+def dcgan_decoder(image_size: int, width: int, latent: int) -> nn.Sequential:
+    """DCGAN decoder: the mirror of :func:`dcgan_encoder`, ending in a sigmoid (images in ``[0, 1]``)."""
     steps = int(math.log2(image_size // 4))
     c = width * 2 ** (steps - 1)
     layers: list[nn.Module] = [nn.ConvTranspose2d(latent, c, 4, 1, 0, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
@@ -44,11 +49,14 @@ def _decoder(image_size: int, width: int, latent: int) -> nn.Sequential:
 
 
 class GANomalyDiscriminator(nn.Module):
-    """DCGAN discriminator; ``features`` (before the last convolution) feed the adversarial loss."""
+    """DCGAN discriminator; ``features`` (before the last convolution) feed the adversarial loss.
 
-    def __init__(self, image_size: int = 128, width: int = 32) -> None:
+    ``batch_norm=False``: without batch norms, as f-AnoGAN's critic.
+    """
+
+    def __init__(self, image_size: int = 128, width: int = 32, batch_norm: bool = True) -> None:
         super().__init__()
-        body = _encoder(image_size, width, 1)
+        body = dcgan_encoder(image_size, width, 1, batch_norm)
         self.features = nn.Sequential(*list(body)[:-1])
         self.classifier = body[-1]
 
@@ -77,9 +85,9 @@ class GANomaly(nn.Module):
     def __init__(self, image_size: int = 128, width: int = 32, latent: int = 100) -> None:
         super().__init__()
         self.image_size = image_size
-        self.encoder = _encoder(image_size, width, latent)
-        self.decoder = _decoder(image_size, width, latent)
-        self.encoder_hat = _encoder(image_size, width, latent)
+        self.encoder = dcgan_encoder(image_size, width, latent)
+        self.decoder = dcgan_decoder(image_size, width, latent)
+        self.encoder_hat = dcgan_encoder(image_size, width, latent)
         self.discriminator = GANomalyDiscriminator(image_size, width)
 
     def forward(self, x: Tensor) -> GANomalyOutput:

@@ -3,7 +3,8 @@
 Each step updates the generators once with Eq. 16 and the discriminator once with Eq. 17 (two
 Adam optimisers, lr 1e-4 annealed by a cosine to 2e-5 over the run, weight decay 1e-5).
 GANomaly is trained the same way with its own losses; MemAE, which has no discriminator, with its
-one optimiser. Validation scores the validation crops: AUC when they include anomalies (for
+one optimiser; f-AnoGAN in its two stages (WGAN-GP, then the encoder), one of its three optimisers
+stepping per batch. Validation scores the validation crops: AUC when they include anomalies (for
 KD-GAN, of each of its four scores), and always the reconstruction error.
 """
 
@@ -18,10 +19,20 @@ from torch import Tensor
 from torchmetrics.functional.classification import binary_auroc
 
 from railwatch.config import FastenerTrainConfig
+from railwatch.fasteners import fanogan
+from railwatch.fasteners.fanogan import FAnoGAN
 from railwatch.fasteners.ganomaly import GANomaly, ganomaly_generator_loss
 from railwatch.fasteners.loss import discriminator_loss, generator_loss
 from railwatch.fasteners.memae import MemAE, memae_loss
 from railwatch.fasteners.scoring import BASELINE_SCORES, SCORE_SOURCES, build_detector, kdgan_scores, reconstruction_error
+
+ADAM_BETAS: dict[str, tuple[float, float]] = {
+    "kd-gan": (0.5, 0.999),  # beta1 = 0.5 steadies adversarial training (DCGAN)
+    "ganomaly": (0.5, 0.999),
+    "memae": (0.9, 0.999),  # no adversary: Adam's default
+    "f-anogan": (0.0, 0.9),  # WGAN-GP's
+}
+"""Adam's betas for each detector."""
 
 
 def _as_list(x: Any) -> list[Any]:
@@ -30,25 +41,37 @@ def _as_list(x: Any) -> list[Any]:
 
 
 class FastenerGANTask(L.LightningModule):
-    """Training of KD-GAN, GANomaly or MemAE; logs ``train/*`` losses and ``val/{auc,recon_mse}``."""
+    """Training of KD-GAN or a baseline (GANomaly, MemAE, f-AnoGAN); logs ``train/*`` losses and ``val/{auc,recon_mse}``."""
 
     def __init__(self, train: dict[str, Any]) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.cfg = FastenerTrainConfig.model_validate(train)
         self.net = build_detector(self.cfg)
-        self.automatic_optimization = False  # each optimiser (generator, discriminator) steps once per batch
+        self.automatic_optimization = False  # the detectors step one or two of several optimisers per batch
         self._scores: list[Tensor] = []
         self._labels: list[Tensor] = []
         self._errors: list[Tensor] = []
         self.last_val: dict[str, float] = {}
 
     def parts(self) -> list[list[torch.nn.Parameter]]:
-        """The parameters of each optimiser: the generator(s), then the discriminator if there is one."""
+        """The parameters of each optimiser: the generator(s), then the discriminator if there is one
+        (f-AnoGAN: generator, critic, encoder)."""
         net = self.net
         if isinstance(net, MemAE):
             return [list(net.parameters())]
+        if isinstance(net, FAnoGAN):
+            return [list(getattr(net, part).parameters()) for part in fanogan.STAGES]
         return [net.generator_parameters(), list(net.discriminator.parameters())]
+
+    def updates_per_batch(self) -> int:
+        """Optimiser steps per batch (each counts as a trainer step): 2 for KD-GAN and GANomaly, else 1."""
+        return 1 if isinstance(self.net, (MemAE, FAnoGAN)) else 2
+
+    def _update(self, optimiser: Any, loss: Tensor) -> None:
+        optimiser.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimiser.step()
 
     def _generator_losses(self, images: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         """The loss terms of the generator update (``loss_g`` is their total) and the crops it made."""
@@ -77,21 +100,24 @@ class FastenerGANTask(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         images = batch[0]
-        opt_g, *opt_d = _as_list(self.optimizers())
-        logs, fake = self._generator_losses(images)
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(logs["loss_g"])
-        opt_g.step()
-        if opt_d:
-            loss_d = self._discriminator_loss(images, fake)
-            opt_d[0].zero_grad(set_to_none=True)
-            self.manual_backward(loss_d)
-            opt_d[0].step()
-            logs["loss_d"] = loss_d
-        for schedule in _as_list(self.lr_schedulers()):
-            schedule.step()
+        optimisers = _as_list(self.optimizers())
+        if isinstance(self.net, FAnoGAN):  # one part per batch: critic or generator (WGAN-GP), then encoder
+            stage = fanogan.fanogan_stage(self.global_step, self.cfg.steps)
+            loss, logs = fanogan.stage_loss(self.net, images, stage)
+            part = fanogan.STAGES.index(stage)
+            self._update(optimisers[part], loss)
+            _as_list(self.lr_schedulers())[part].step()
+        else:
+            opt_g, *opt_d = optimisers
+            logs, fake = self._generator_losses(images)
+            self._update(opt_g, logs["loss_g"])
+            if opt_d:
+                logs["loss_d"] = self._discriminator_loss(images, fake)
+                self._update(opt_d[0], logs["loss_d"])
+            for schedule in _as_list(self.lr_schedulers()):
+                schedule.step()
         for name, value in logs.items():
-            self.log(f"train/{name}", value, batch_size=images.shape[0], prog_bar=name in ("loss_g", "loss_d"))
+            self.log(f"train/{name}", value, batch_size=images.shape[0], prog_bar=name.startswith("loss_"))
 
     def on_train_epoch_start(self) -> None:
         dataset = getattr(self.trainer.train_dataloader, "dataset", None)
@@ -106,6 +132,9 @@ class FastenerGANTask(L.LightningModule):
         elif isinstance(self.net, MemAE):
             error = reconstruction_error(self.net.reconstruct(images), images)
             scores = {"reconstruction": error}
+        elif isinstance(self.net, FAnoGAN):
+            out = self.net(images)
+            scores, error = {"izif": out.residual(images)}, reconstruction_error(out.reconstruction, images)
         else:
             scores = kdgan_scores(self.net, images)
             error = scores["reconstruction"]
@@ -120,6 +149,9 @@ class FastenerGANTask(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         scores, labels, errors = torch.cat(self._scores), torch.cat(self._labels), torch.cat(self._errors)
         self._scores, self._labels, self._errors = [], [], []
+        if isinstance(self.net, FAnoGAN) and fanogan.fanogan_stage(self.global_step, self.cfg.steps) != "encoder":
+            self.last_val = {}  # no encoder yet, so no score: nothing to keep a checkpoint for
+            return
         normal = labels == 0
         self.last_val = {"recon_mse": float(errors[normal].mean()) if normal.any() else float("nan")}
         if normal.any() and (~normal).any():
@@ -135,8 +167,11 @@ class FastenerGANTask(L.LightningModule):
 
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[Any]]:
         cfg = self.cfg
-        # beta1 = 0.5 steadies adversarial training (DCGAN); MemAE, which has none, takes Adam's default
-        betas = (0.9, 0.999) if isinstance(self.net, MemAE) else (0.5, 0.999)
+        betas = ADAM_BETAS[cfg.model]
         optimisers = [torch.optim.Adam(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay) for params in self.parts()]
-        schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.lr_min) for opt in optimisers]
+        # each anneals over the updates it makes: every batch, or for f-AnoGAN's parts their own share
+        updates = list(fanogan.stage_updates(cfg.steps).values()) if isinstance(self.net, FAnoGAN) else [cfg.steps] * len(optimisers)
+        schedules = [
+            torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, n), eta_min=cfg.lr_min) for opt, n in zip(optimisers, updates)
+        ]
         return optimisers, schedules

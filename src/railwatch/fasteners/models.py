@@ -1,4 +1,4 @@
-"""The fastener detectors by name: KD-GAN, its ablations (paper 000, Table 7), GANomaly and MemAE, with their sizes."""
+"""The fastener detectors by name: KD-GAN, its ablations (paper 000, Table 7) and the baselines of Tables 5-6, with their sizes."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "kd-gan-no-case": ("proposed without CASE inside MSAC", {"model": "kd-gan", "arch": {"case": False}}),
     "ganomaly": ("GANomaly (Akcay et al. 2018), the paper's baseline", {"model": "ganomaly"}),
     "memae": ("MemAE (Gong et al. 2019), memory-augmented autoencoder of Tables 5-6", {"model": "memae"}),
+    "f-anogan": ("f-AnoGAN (Schlegl et al. 2019), WGAN-GP + izi_f encoder of Tables 5-6", {"model": "f-anogan"}),
 }
 """Each name's description and the training settings it changes."""
 

@@ -21,11 +21,12 @@ from torchmetrics.functional.classification import binary_auroc
 
 from railwatch.config import FastenerTrainConfig
 from railwatch.errors import InputError
+from railwatch.fasteners.fanogan import FAnoGAN
 from railwatch.fasteners.ganomaly import GANomaly
 from railwatch.fasteners.memae import MemAE
 from railwatch.fasteners.model import KDGAN, KDGANOutput
 
-ScoreSource = Literal["discriminator", "reconstruction", "ssim", "distillation", "latent"]
+ScoreSource = Literal["discriminator", "reconstruction", "ssim", "distillation", "latent", "izif"]
 SCORE_SOURCES: tuple[str, ...] = ("discriminator", "reconstruction", "ssim", "distillation")
 
 SSIM_SIGMA = 1.5
@@ -37,9 +38,10 @@ MODELS: dict[str, str] = {
     "kd-gan": "knowledge-distilled GAN: teacher/student generators, MSAC + CASE, E-JPU (paper 000)",
     "ganomaly": "GANomaly encoder-decoder-encoder GAN, the paper's baseline (Akcay et al. 2018)",
     "memae": "MemAE memory-augmented autoencoder, a baseline of the paper's Tables 5-6 (Gong et al. 2019)",
+    "f-anogan": "f-AnoGAN WGAN-GP with an izi_f encoder, a baseline of the paper's Tables 5-6 (Schlegl et al. 2019)",
 }
 
-BASELINE_SCORES: dict[str, str] = {"ganomaly": "latent", "memae": "reconstruction"}
+BASELINE_SCORES: dict[str, str] = {"ganomaly": "latent", "memae": "reconstruction", "f-anogan": "izif"}
 """The one score of each baseline, as its own paper defines it (KD-GAN has the four of :data:`SCORE_SOURCES`)."""
 
 
@@ -49,6 +51,8 @@ def build_detector(cfg: FastenerTrainConfig) -> nn.Module:
         return GANomaly(cfg.arch.image_size)
     if cfg.model == "memae":
         return MemAE(cfg.arch.image_size)
+    if cfg.model == "f-anogan":
+        return FAnoGAN(cfg.arch.image_size)
     return KDGAN(cfg.arch)
 
 
@@ -116,9 +120,9 @@ def raw_scores(net: nn.Module, x: Tensor, source: ScoreSource = "discriminator")
     (:func:`structural_dissimilarity`), or the distillation discrepancy of Eq. 13 between the
     teacher's and the student's generator features (each level's mean square, summed).
     GANomaly: its latent distance (``latent``), whatever ``source`` says; MemAE: its squared
-    reconstruction error (``reconstruction``), likewise.
+    reconstruction error (``reconstruction``), likewise; f-AnoGAN: its izi_f residual (``izif``).
     """
-    if isinstance(net, GANomaly):
+    if isinstance(net, (GANomaly, FAnoGAN)):
         return net.anomaly_score(x)
     if isinstance(net, MemAE):
         return reconstruction_error(net.reconstruct(x), x)

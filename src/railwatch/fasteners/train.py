@@ -109,10 +109,8 @@ def fit_fasteners(
         kept["meta"] = progress_meta
 
     best = SaveBest("val/auc" if val.has_anomalies else "val/neg_recon_mse", keep)
-    # each optimiser step counts as a trainer step: two per batch for the GANs (generator and
-    # discriminator), one for MemAE
-    updates = len(task.parts())
-    trainer_cfg = cfg.model_copy(update={"max_steps": updates * cfg.steps, "val_every_steps": min(cfg.val_every_steps or cfg.steps, cfg.steps)})
+    # each optimiser step counts as a trainer step
+    trainer_cfg = cfg.model_copy(update={"max_steps": task.updates_per_batch() * cfg.steps, "val_every_steps": min(cfg.val_every_steps or cfg.steps, cfg.steps)})
     trainer = make_trainer(trainer_cfg, out, best, len(train_loader), progress)
     fit(trainer, task, best, train_loader, val_loader)
 
