@@ -42,7 +42,7 @@ bench-pipeline: $(STAMP)
 bench-surface: $(STAMP)
 	$(BIN)/python benchmarks/surface.py
 
-# paper 000 Tables 5 and 7: KD-GAN, its ablations, GANomaly and MemAE on the MNIST protocol, 3 seeds,
+# paper 000 Tables 5 and 7: KD-GAN, its ablations, GANomaly, MemAE and f-AnoGAN on the MNIST protocol, 3 seeds,
 # 1000 steps each; about 3 hours on a 2-core CPU
 bench-fasteners: $(STAMP)
 	$(BIN)/python benchmarks/fasteners_mnist.py --protocol mnist --profile paper --seeds 0,1,2

@@ -1,4 +1,4 @@
-"""MemAE, the memory-augmented baseline: addressing (its Eq. 4-5), hard shrinkage (Eq. 7), entropy (Eq. 9),
+"""MemAE, the memory-augmented baseline: addressing (its Eq. 4-5), hard shrinkage (Eq. 7), the entropy loss,
 shapes, and a tiny run in which a part no normal crop has comes back with a large error."""
 
 from __future__ import annotations

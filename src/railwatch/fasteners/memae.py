@@ -6,7 +6,7 @@ softmax of its cosine similarity to the query; hard shrinkage (Eq. 7) then zeroe
 under a threshold ``lambda`` and the rest are renormalised, so each position is rebuilt from a few
 normal patterns. A crop with a part no normal crop has comes back as the nearest normal pattern,
 and its reconstruction error (the anomaly score) is large. Training minimises the squared
-reconstruction error plus ``alpha`` times the entropy of the shrunk weights (Eq. 9-10, ``alpha``
+reconstruction error plus ``alpha`` times the entropy of the shrunk weights (``alpha``
 0.0002), which sparsens the addressing further.
 
 Sizes: MemAE's MNIST network takes 28 px digits through three stride-2 3 x 3 convolutions (16, 32
@@ -34,7 +34,7 @@ MEMAE_CHANNELS: tuple[int, ...] = (16, 32, 64, 128, 256)
 MEMAE_SLOTS = 100
 """Memory slots (MemAE's setting for MNIST)."""
 ENTROPY_WEIGHT = 0.0002
-"""``alpha`` of MemAE's Eq. 10: the weight of the addressing entropy in the loss."""
+"""``alpha`` of MemAE's training objective: the weight of the addressing entropy in the loss."""
 
 
 def hard_shrink_weights(weights: Tensor, threshold: float, eps: float = 1e-12) -> Tensor:
@@ -49,7 +49,7 @@ def hard_shrink_weights(weights: Tensor, threshold: float, eps: float = 1e-12) -
 
 
 def addressing_entropy(weights: Tensor, eps: float = 1e-12) -> Tensor:
-    """MemAE's Eq. 9: ``sum_i -w_i log w_i`` per query, averaged over every query of the batch."""
+    """MemAE's entropy loss: ``sum_i -w_i log w_i`` per query, averaged over every query of the batch."""
     return -(weights * (weights + eps).log()).sum(-1).mean()
 
 
@@ -139,7 +139,7 @@ class MemAE(nn.Module):
 
 
 def memae_loss(image: Tensor, out: MemAEOutput, entropy_weight: float = ENTROPY_WEIGHT) -> dict[str, Tensor]:
-    """MemAE's Eq. 10: squared reconstruction error plus ``alpha`` times the addressing entropy, with each term."""
+    """MemAE's training objective: squared reconstruction error plus ``alpha`` times the addressing entropy, with each term."""
     reconstruction = F.mse_loss(out.reconstruction.float(), image.float())
     entropy = addressing_entropy(out.weights)
     return {"loss_g": reconstruction + entropy_weight * entropy, "reconstruction": reconstruction, "entropy": entropy}
