@@ -29,6 +29,7 @@ from railwatch.data.scene_clips import random_clip_spec, write_clip
 from railwatch.demo_clip import DEMO_DETECTOR_SETTINGS
 from railwatch.intrusion.clip_eval import level_agreement
 from railwatch.intrusion.det_cli import load_detector
+from railwatch.intrusion.far_field import with_far_field
 from railwatch.intrusion.pipeline import run_pipeline
 from railwatch.intrusion.seg_cli import load_segmenter
 
@@ -41,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--train-speed-mps", type=float, default=8.0)
     parser.add_argument("--detector", type=Path, help="detector checkpoint; the packaged one by default")
+    parser.add_argument("--far-zoom", type=float, default=2.0, help="magnification of the far-field detector pass; 1: none")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pipeline.json"))
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -55,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         tracking = base.tracking.model_copy(update={"train_speed_mps": args.train_speed_mps})
         cfg = base.model_copy(update={"camera": spec.scene.camera, "tracking": tracking, "det_infer": infer})
         run_dir = args.work / f"run_{seed}"
-        summary = run_pipeline(truth.parent / "frames", run_dir, segmenter, detector, cfg, fps=args.fps, progress=False)
+        far = base.far_field.model_copy(update={"zoom": args.far_zoom})
+        cfg = cfg.model_copy(update={"far_field": far})
+        summary = run_pipeline(truth.parent / "frames", run_dir, segmenter, with_far_field(detector, cfg), cfg, fps=args.fps, progress=False)
         a = level_agreement(run_dir / "tracks.jsonl", truth, max_distance_m=50.0)
         graded_agree = round(a["fraction_of_graded"] * a["graded"])
         totals = {k: totals[k] + v for k, v in zip(totals, (a["object_frames"], a["agree"], a["graded"], graded_agree))}
@@ -71,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines.append(f"| all | | {totals['object_frames']} | {totals['graded']} | {100 * totals['agree'] / n:.0f}% | "
                  f"{100 * totals['graded_agree'] / g:.0f}% | |")  # fmt: skip
     settings = {"clips": args.clips, "frames": args.frames, "fps": args.fps, "train_speed_mps": args.train_speed_mps,
-                "detector": str(args.detector or "packaged"), "det_infer": infer.model_dump(mode="json")}  # fmt: skip
+                "detector": str(args.detector or "packaged"), "det_infer": infer.model_dump(mode="json"),
+                "far_field": base.far_field.model_copy(update={"zoom": args.far_zoom}).model_dump(mode="json")}  # fmt: skip
     results = {"clips": clips, "totals": totals}
     write_report(args.out, "pipeline", settings, results, "\n".join(lines), started)
     return 0

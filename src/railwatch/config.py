@@ -357,6 +357,23 @@ class DetInferConfig(Settings):
     input_width: int | None = Field(None, ge=64, multiple_of=32)
 
 
+class FarFieldConfig(Settings):
+    """A second, magnified detector pass over the track's far end in ``railwatch intrusion run``.
+
+    Args:
+        zoom: Magnification of the window; the window is the frame divided by it in each
+            direction, so 2 shows far objects at twice their size. 1 turns the pass off.
+        above_horizon: Share of the window's height above the camera's horizon row (the rest,
+            below it, holds the track out to ``1 / zoom`` of the frame's depth of rows).
+        edge_px: Boxes of the magnified pass within this many pixels of a window edge inside
+            the frame are dropped (objects the window cuts; the whole-frame pass sees them whole).
+    """
+
+    zoom: float = Field(2.0, ge=1, le=8)
+    above_horizon: float = Field(0.25, ge=0, le=1)
+    edge_px: float = Field(2.0, ge=0)
+
+
 class TrackingConfig(Settings):
     """Tracking and alerting of ``railwatch intrusion run``.
 
@@ -397,6 +414,7 @@ class IntrusionConfig(Settings):
     det_augment: DetAugmentConfig = Field(default_factory=DetAugmentConfig)
     det_train: DetTrainConfig = Field(default_factory=DetTrainConfig)
     det_infer: DetInferConfig = Field(default_factory=DetInferConfig)
+    far_field: FarFieldConfig = Field(default_factory=FarFieldConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 

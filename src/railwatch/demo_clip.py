@@ -34,6 +34,7 @@ def run_clip_demo(out: Path, config: RailwatchConfig | None = None, seed: int = 
         within 50 m) added.
     """
     from railwatch.intrusion.det_cli import load_detector
+    from railwatch.intrusion.far_field import with_far_field
     from railwatch.intrusion.seg_cli import load_segmenter
 
     config = config or RailwatchConfig()
@@ -49,7 +50,7 @@ def run_clip_demo(out: Path, config: RailwatchConfig | None = None, seed: int = 
         }
     )
     summary = run_pipeline(
-        out / "input" / "frames", out / "run", load_segmenter(None), load_detector(None, cfg.det_infer), cfg,
+        out / "input" / "frames", out / "run", load_segmenter(None), with_far_field(load_detector(None, cfg.det_infer), cfg), cfg,
         fps=CLIP_FPS, progress=False, video=True,
     )  # fmt: skip
     agreement = level_agreement(out / "run" / "tracks.jsonl", truth, max_distance_m=50.0)

@@ -35,6 +35,13 @@ def run(
         Optional[float],
         typer.Option("--train-speed-mps", help="Speed of the train carrying the camera, m/s (tracking.train_speed_mps)."),
     ] = None,
+    far_zoom: Annotated[
+        Optional[float],
+        typer.Option(
+            "--far-zoom",
+            help="Magnification of the second detector pass over the track's far end (intrusion.far_field.zoom, 2); 1 turns it off.",
+        ),
+    ] = None,
     video: Annotated[bool, typer.Option("--video", help="Write annotated.mp4 instead of frames/*.png.")] = False,
     estimate_horizon: Annotated[
         bool, typer.Option("--estimate-horizon", help="Estimate the horizon from each frame's rails, not from the camera.")
@@ -45,7 +52,8 @@ def run(
 ) -> None:
     """Grade intrusion risk frame by frame: segment, detect, track, range, grade, alert (paper 003).
 
-    Per frame: rails from the segmenter, objects from the detector, ByteTrack ids, each
+    Per frame: rails from the segmenter, objects from the detector (on the whole frame and on a
+    magnified window around the horizon, where far objects are, --far-zoom), ByteTrack ids, each
     object's lateral offset (Eq. 9-14) and distance (gauge ranging), its speed over the ground
     from its track, Z and level (Eq. 15-17, Table 4). A level change raises one event once it
     has held tracking.level_hold_frames frames. Writes OUT/frames/*.png (or annotated.mp4),
@@ -53,15 +61,16 @@ def run(
     """
     from railwatch.camera import load_camera
     from railwatch.intrusion.det_cli import load_detector
+    from railwatch.intrusion.far_field import with_far_field
     from railwatch.intrusion.pipeline import run_pipeline
     from railwatch.intrusion.seg_cli import load_segmenter
 
     cam = load_camera(camera)
-    cfg = settings(config, {"intrusion.tracking.train_speed_mps": train_speed}).intrusion
+    cfg = settings(config, {"intrusion.tracking.train_speed_mps": train_speed, "intrusion.far_field.zoom": far_zoom}).intrusion
     cfg = cfg.model_copy(update={"camera": cam})
     if not source.exists():
         raise InputError(f"{source}: no such video file or image folder")
-    detector = load_detector(detector_weights, cfg.det_infer)
+    detector = with_far_field(load_detector(detector_weights, cfg.det_infer), cfg)
     segmenter = load_segmenter(segmenter_weights)
     summary = run_pipeline(
         source,

@@ -134,6 +134,7 @@ def run_intrusion(job: JobContext) -> tuple[list[dict[str, Any]], dict[str, Any]
     from railwatch.camera import load_camera
     from railwatch.config import RailwatchConfig
     from railwatch.intrusion.det_cli import load_detector
+    from railwatch.intrusion.far_field import with_far_field
     from railwatch.intrusion.pipeline import run_pipeline
     from railwatch.intrusion.seg_cli import load_segmenter
 
@@ -144,7 +145,8 @@ def run_intrusion(job: JobContext) -> tuple[list[dict[str, Any]], dict[str, Any]
     speed = job.options.get("train_speed_mps")
     if speed is not None:
         cfg = cfg.model_copy(update={"tracking": cfg.tracking.model_copy(update={"train_speed_mps": float(speed)})})
-    summary = run_pipeline(job.input_path, job.out_dir, load_segmenter(None), load_detector(None, cfg.det_infer), cfg, progress=False)
+    detector = with_far_field(load_detector(None, cfg.det_infer), cfg)
+    summary = run_pipeline(job.input_path, job.out_dir, load_segmenter(None), detector, cfg, progress=False)
     events = []
     frames = job.out_dir / "frames"
     for line in (job.out_dir / "events.jsonl").read_text().splitlines():
