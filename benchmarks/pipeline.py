@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     base = RailwatchConfig().intrusion
     infer = base.det_infer.model_copy(update=DEMO_DETECTOR_SETTINGS)
+    far = base.far_field.model_copy(update={"zoom": args.far_zoom})
     segmenter, detector = load_segmenter(None), load_detector(args.detector, infer)
     totals = {"object_frames": 0, "agree": 0, "graded": 0, "graded_agree": 0}
     clips: list[dict[str, Any]] = []
@@ -55,10 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = random_clip_spec(seed, args.frames, args.fps, train_speed_mps=args.train_speed_mps)
         truth = write_clip(args.work / f"clip_{seed}", spec, progress=False)
         tracking = base.tracking.model_copy(update={"train_speed_mps": args.train_speed_mps})
-        cfg = base.model_copy(update={"camera": spec.scene.camera, "tracking": tracking, "det_infer": infer})
+        cfg = base.model_copy(update={"camera": spec.scene.camera, "tracking": tracking, "det_infer": infer, "far_field": far})
         run_dir = args.work / f"run_{seed}"
-        far = base.far_field.model_copy(update={"zoom": args.far_zoom})
-        cfg = cfg.model_copy(update={"far_field": far})
         summary = run_pipeline(truth.parent / "frames", run_dir, segmenter, with_far_field(detector, cfg), cfg, fps=args.fps, progress=False)
         a = level_agreement(run_dir / "tracks.jsonl", truth, max_distance_m=50.0)
         graded_agree = round(a["fraction_of_graded"] * a["graded"])
@@ -76,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  f"{100 * totals['graded_agree'] / g:.0f}% | |")  # fmt: skip
     settings = {"clips": args.clips, "frames": args.frames, "fps": args.fps, "train_speed_mps": args.train_speed_mps,
                 "detector": str(args.detector or "packaged"), "det_infer": infer.model_dump(mode="json"),
-                "far_field": base.far_field.model_copy(update={"zoom": args.far_zoom}).model_dump(mode="json")}  # fmt: skip
+                "far_field": far.model_dump(mode="json")}  # fmt: skip
     results = {"clips": clips, "totals": totals}
     write_report(args.out, "pipeline", settings, results, "\n".join(lines), started)
     return 0

@@ -34,13 +34,6 @@ SSIM_SIGMA = 1.5
 SSIM_REGION = 16
 """Side of the square regions whose mean dissimilarity the ``ssim`` score takes the largest of."""
 
-MODELS: dict[str, str] = {
-    "kd-gan": "knowledge-distilled GAN: teacher/student generators, MSAC + CASE, E-JPU (paper 000)",
-    "ganomaly": "GANomaly encoder-decoder-encoder GAN, the paper's baseline (Akcay et al. 2018)",
-    "memae": "MemAE memory-augmented autoencoder, a baseline of the paper's Tables 5-6 (Gong et al. 2019)",
-    "f-anogan": "f-AnoGAN WGAN-GP with an izi_f encoder, a baseline of the paper's Tables 5-6 (Schlegl et al. 2019)",
-}
-
 BASELINE_SCORES: dict[str, str] = {"ganomaly": "latent", "memae": "reconstruction", "f-anogan": "izif"}
 """The one score of each baseline, as its own paper defines it (KD-GAN has the four of :data:`SCORE_SOURCES`)."""
 
