@@ -389,6 +389,9 @@ class TrackingConfig(Settings):
         train_speed_mps: Speed of the train carrying the camera, m/s; subtracted from the
             objects' apparent approach so their speed is over the ground.
         max_distance_m: Objects further than this are tracked but not graded.
+        coast_s: A confirmed track the detector misses is still reported, at ByteTrack's
+            Kalman prediction of its box and marked ``coasted``, for up to this many seconds
+            (0: never), so an object lost for a moment in rain or fog keeps its level.
     """
 
     track_activation_threshold: float = Field(0.25, ge=0, le=1)
@@ -399,6 +402,7 @@ class TrackingConfig(Settings):
     level_hold_frames: int = Field(3, ge=1)
     train_speed_mps: float = Field(0.0, ge=0)
     max_distance_m: float = Field(150.0, gt=0)
+    coast_s: float = Field(1.0, ge=0)
 
 
 class IntrusionConfig(Settings):

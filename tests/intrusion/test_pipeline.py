@@ -82,11 +82,36 @@ def test_track_class_is_the_majority_of_its_detections():
 
 
 def test_empty_and_inverted_boxes_are_not_tracked():
-    tracker = ObjectTracker(fps=25)
+    tracker = ObjectTracker(TrackingConfig(coast_s=0), fps=25)
     for _ in range(2):
         tracked = tracker.update(_detections([[10, 20, 30, 60], [50, 60, 40, 90], [5, 5, 5, 9], [np.nan, 1, 2, 3]]))
     assert tracked.boxes.tolist() == [[10, 20, 30, 60]]
     assert len(tracker.update(Detections.empty(OBJECT_TYPES))) == 0
+
+
+def test_a_missed_track_coasts_at_its_predicted_box_then_ends():
+    tracker = ObjectTracker(TrackingConfig(coast_s=0.3), fps=10)  # 3 frames
+    for k in range(12):  # walking right at 5 px a frame
+        seen = tracker.update(_detections([[100 + 5 * k, 200, 130 + 5 * k, 280]], [2]))
+    assert not seen.coasted.any()
+    coasting = [tracker.update(Detections.empty(OBJECT_TYPES), (512, 1024)) for _ in range(4)]
+    for k, tracked in enumerate(coasting[:3], start=12):
+        assert tracked.track_ids.tolist() == seen.track_ids.tolist() and tracked.coasted.tolist() == [True]
+        assert tracked.names == ["animal"] and tracked.scores == pytest.approx([0.9])
+        np.testing.assert_allclose(tracked.boxes[0], [100 + 5 * k, 200, 130 + 5 * k, 280], atol=2)  # the Kalman filter's velocity
+    assert len(coasting[3]) == 0  # 0.3 s is over
+    back = tracker.update(_detections([[180, 200, 210, 280]], [2]))
+    assert back.track_ids.tolist() == seen.track_ids.tolist() and back.coasted.tolist() == [False]
+
+
+def test_coasting_stops_at_the_frame_edge_and_can_be_switched_off():
+    walker = [[[800 + 20 * k, 200, 830 + 20 * k, 280]] for k in range(10)]  # walking right, last foot point at u = 995
+    for coast_s, frame_size, expected in ((1.0, (512, 1024), [1, 0, 0]), (1.0, None, [1, 1, 1]), (0.0, (512, 1024), [0, 0, 0])):
+        tracker = ObjectTracker(TrackingConfig(coast_s=coast_s), fps=10)
+        for boxes in walker:
+            tracker.update(_detections(boxes))
+        counts = [len(tracker.update(Detections.empty(OBJECT_TYPES), frame_size)) for _ in range(3)]
+        assert counts == expected, (coast_s, frame_size)  # predicted foot points near 1015, 1035, 1055
 
 
 def test_foot_point_is_the_bottom_centre():
@@ -261,6 +286,7 @@ def test_run_writes_frames_tracks_events_and_summary(clip_run):
     seen = {o["id"] for line in _lines(truth) for o in line["objects"] if o["in_view"] and o["visible"]}
     assert summary["objects_tracked"] == len(seen) == len({t["track_id"] for t in tracks})
     assert summary["object_frames"] == len(tracks)
+    assert summary["coasted_object_frames"] == sum(r["coasted"] for r in tracks)
     assert sum(summary["events_per_level"].values()) == summary["events"] == len(events) >= len(seen)
     for record in tracks:
         assert FIELDS <= set(record)
@@ -279,7 +305,10 @@ def test_run_keeps_identities_and_matches_the_truth(clip_run):
     spec, truth, run, summary = clip_run
     truth_rows, tracks = _lines(truth), _lines(run / "tracks.jsonl")
     pairs = set()
+    assert not any(r["coasted"] for r in tracks if r["frame"] < 2)
     for record in tracks:
+        if record["coasted"]:  # an object the stand-in stopped seeing, at its predicted box
+            continue
         objects = truth_rows[record["frame"]]["objects"]
         gaps = [np.abs(np.subtract(o["box"], record["box"])).max() for o in objects]
         assert min(gaps) < 0.01  # the stand-in's boxes come back unchanged

@@ -7,7 +7,9 @@ Every frame goes through the whole of paper 003:
    horizon row (the horizon estimated from the rails alone goes astray when they are seen over
    a short stretch: 20-40 px off with an animal standing on the track 60 m ahead);
 2. the detector finds people, cars, animals and stones (section 2.2);
-3. ByteTrack gives each object a stable id (:mod:`railwatch.intrusion.tracking`);
+3. ByteTrack gives each object a stable id (:mod:`railwatch.intrusion.tracking`); an object
+   the detector misses for up to ``tracking.coast_s`` seconds is still graded, at the track's
+   Kalman-predicted box (``coasted`` in its record);
 4. each object's foot point (bottom centre of its box) is placed against the ego track: lateral
    offset (Eq. 9-14) and distance by flat-ground gauge ranging. An object standing on the
    track hides the rails behind it, so the ego rails are followed past the rows they were seen
@@ -49,7 +51,7 @@ from railwatch.intrusion.events import LevelHysteresis
 from railwatch.intrusion.grading import grade_objects
 from railwatch.intrusion.railfit import RailFit
 from railwatch.intrusion.risk import RiskLevel, assess_risk, canonical_type
-from railwatch.intrusion.tracking import GroundHistory, ObjectTracker, TrackedObjects
+from railwatch.intrusion.tracking import GroundHistory, GroundVelocity, ObjectTracker, TrackedObjects
 
 if TYPE_CHECKING:
     from railwatch.intrusion.seg.infer import Segmenter
@@ -156,7 +158,8 @@ def _draw(
 
     shown = []
     for r in records:
-        item = {"type": f"#{r['track_id']} {r['class']}", "foot_px": r["foot_px"], "box": r["box"], "level": r["level"]}
+        label = f"#{r['track_id']} {r['class']}" + (" (predicted)" if r["coasted"] else "")
+        item = {"type": label, "foot_px": r["foot_px"], "box": r["box"], "level": r["level"]}
         if r["level"]:
             item.update(z=r["z"], offset_mm=r["offset_mm"], distance_m=r["distance_m"])
         shown.append(item)
@@ -187,6 +190,7 @@ class _FrameGrader:
         self.history = GroundHistory(window, train)
         self.positions = GroundHistory(window, train) if smooth else None
         self.speed_ranging = speed_ranging
+        self.last_velocity: dict[int, GroundVelocity] = {}  # a coasting track keeps its last measured velocity
         self.reach_row: float | None = None
         if extend_rails and cfg.railfit.horizon_row_px is not None:
             self.reach_row = float(cfg.camera.project(0.0, cfg.tracking.max_distance_m)[1])
@@ -231,11 +235,14 @@ class _FrameGrader:
                 offset[known], distance[known] = placed.position.offset_mm, placed.distance_m
         ranged = distance if self.speed_ranging == "gauge" else cfg.camera.ground_point(u, v)[1]
         tids = [int(tid) for tid in tracked.track_ids]
-        for i in np.flatnonzero(np.isfinite(distance) & np.isfinite(ranged)):
+        seen = ~tracked.coasted  # a coasting track's predicted box is not a measurement: it feeds neither fit
+        for i in np.flatnonzero(np.isfinite(distance) & np.isfinite(ranged) & seen):
             self.history.add(tids[i], time_s, offset[i] / 1000.0, float(ranged[i]))
             if self.positions is not None:
                 self.positions.add(tids[i], time_s, offset[i] / 1000.0, float(distance[i]))
-        velocity = [self.history.velocity(tid, time_s) for tid in tids]
+        still = GroundVelocity(0.0, 0.0, 0.0, 0, 0.0)
+        velocity = [self.history.velocity(tid, time_s) if seen[i] else self.last_velocity.get(tid, still) for i, tid in enumerate(tids)]
+        self.last_velocity = dict(zip(tids, velocity))
         speeds = np.array([vel.speed_mps for vel in velocity])
         if self.positions is not None:
             for i in np.flatnonzero(np.isfinite(distance)):
@@ -259,6 +266,7 @@ class _FrameGrader:
                 "track_id": int(tracked.track_ids[i]),
                 "class": types[i] or tracked.names[i],
                 "score": round(float(tracked.scores[i]), 4),
+                "coasted": bool(tracked.coasted[i]),
                 "box": [round(float(c), 2) for c in tracked.boxes[i]],
                 "foot_px": [round(float(u[i]), 2), round(float(v[i]), 2)],
                 "offset_mm": _round(offset[i], 1),
@@ -308,6 +316,7 @@ class _Log:
         self.event_lines: list[str] = []
         self.events_per_level: Counter[str] = Counter()
         self.tracks: dict[int, dict[str, Any]] = {}
+        self.coasted = 0
 
     def add(self, index: int, time_s: float, records: list[dict[str, Any]]) -> None:
         """Log one frame's records and raise the events they confirm."""
@@ -316,6 +325,7 @@ class _Log:
             tid = record["track_id"]
             info = self.tracks.setdefault(tid, {"first_frame": index, "frames": 0, "graded": 0, "levels": [], "events": []})
             info.update({"class": record["class"], "last_frame": index, "frames": info["frames"] + 1})
+            self.coasted += record["coasted"]
             if record["level"]:
                 info["graded"] += 1
                 info["levels"].append(record["level"])
@@ -342,6 +352,7 @@ class _Log:
         return {
             "objects_tracked": len(tracks),
             "object_frames": len(self.track_lines),
+            "coasted_object_frames": self.coasted,
             "graded_object_frames": sum(t["graded"] for _, t in tracks),
             "events": len(self.event_lines),
             "events_per_level": {name: self.events_per_level.get(name, 0) for name in LEVEL_NAMES},
@@ -452,7 +463,7 @@ def run_pipeline(
             t1 = time.perf_counter()
             detections: Detections = detector.detect(image)
             t2 = time.perf_counter()
-            tracked = tracker.update(detections)
+            tracked = tracker.update(detections, image.shape[:2])
             t3 = time.perf_counter()
             fit = seg.rails
             records = grader.grade(tracked, fit, time_s, image.shape[:2])

@@ -96,6 +96,10 @@ def run(
     per_level = ", ".join(f"{name}: {n}" for name, n in summary["events_per_level"].items())
     no_ego = summary["frames_without_ego_track"]
     console.print(f"events: {summary['events']} ({per_level}); frames without an ego track: {no_ego}")
+    console.print(
+        f"object-frames: {summary['object_frames']}, {summary['coasted_object_frames']} of them at a predicted box "
+        "(the detector missed the object; tracking.coast_s)"
+    )
     timing = ", ".join(f"{name} {ms:.0f} ms" for name, ms in summary["timing"]["ms_per_frame"].items())
     console.print(f"processed {summary['processed_fps']:.2f} frames/s ({timing} per frame)")
 

@@ -8,7 +8,9 @@ position:
 
 - :class:`ObjectTracker` gives every detection a track id that stays with the object across
   frames, and a class that is the majority of the track's detections so far (a class flickering
-  between person and animal does not flip the type weight ``W_type``);
+  between person and animal does not flip the type weight ``W_type``); a track the detector
+  misses for a moment is still reported, "coasting" at ByteTrack's Kalman prediction of its
+  box, for up to ``tracking.coast_s`` seconds;
 - :class:`GroundHistory` keeps each track's ground positions ``(t, x, d)`` (lateral offset and
   distance ahead, in metres) over the last ``speed_window_s`` seconds, and
   :func:`ground_velocity` fits ``x(t)`` and ``d(t)`` with straight lines by least squares. The
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -47,6 +49,9 @@ class TrackedObjects:
         class_ids: ``(N,)`` class ids: each track's majority class so far.
         class_names: Names of the detector's classes, in id order.
         track_ids: ``(N,)`` track ids, stable across frames (from 1).
+        coasted: ``(N,)`` bools: the detector missed the object in this frame and ``boxes``
+            holds the track's predicted box (``scores`` its last detection's); all ``False``
+            when not given.
     """
 
     boxes: np.ndarray
@@ -54,6 +59,13 @@ class TrackedObjects:
     class_ids: np.ndarray
     class_names: tuple[str, ...]
     track_ids: np.ndarray
+    coasted: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def __post_init__(self) -> None:
+        if len(self.coasted) != len(self.track_ids):
+            if len(self.coasted):
+                raise ValueError(f"coasted has {len(self.coasted)} entries for {len(self.track_ids)} tracks")
+            object.__setattr__(self, "coasted", np.zeros(len(self.track_ids), dtype=bool))
 
     def __len__(self) -> int:
         return len(self.track_ids)
@@ -80,6 +92,13 @@ class ObjectTracker:
     with its own track falls below the matching thresholds after a pixel or two of detector
     jitter. The boxes are therefore widened by ``pad_px`` on every side for matching only;
     the boxes returned are the detector's own.
+
+    A confirmed track the detector misses (a stone on grey ballast in fog, a person behind a
+    pole) stays in ByteTrack as "lost", its box still predicted by the Kalman filter (constant
+    velocity, height held) so that a later detection can find it again. For up to
+    ``config.coast_s`` seconds such a track is reported too, at that predicted box and marked
+    ``coasted``, so its risk level does not drop out with the detection; a predicted foot
+    point outside the frame ends the coasting.
 
     Args:
         config: Thresholds and buffer of ByteTrack (``tracking`` settings).
@@ -109,9 +128,14 @@ class ObjectTracker:
             )
         self._sv = sv
         self.class_votes_: dict[int, Counter[int]] = {}
+        self.coast_frames = int(round(self.config.coast_s * fps))
 
-    def update(self, detections: Detections) -> TrackedObjects:
-        """Match one frame's detections to the tracks; returns the tracked ones with their ids."""
+    def update(self, detections: Detections, frame_size: tuple[int, int] | None = None) -> TrackedObjects:
+        """Match one frame's detections to the tracks; returns the tracked ones with their ids.
+
+        ``frame_size`` (height, width in px), when given, ends the coasting of a track whose
+        predicted foot point leaves the frame.
+        """
         boxes = np.asarray(detections.boxes, dtype=np.float32).reshape(-1, 4)
         scores = np.asarray(detections.scores, dtype=np.float32).reshape(-1)
         # empty or inverted boxes and NaNs cannot be tracked (ByteTrack drops them too, unpadded)
@@ -135,13 +159,51 @@ class ObjectTracker:
             votes = self.class_votes_.setdefault(tid, Counter())
             votes[cid] += 1
             voted[k] = votes.most_common(1)[0][0]
+        boxes_out = np.asarray(detections.boxes, dtype=float)[index].reshape(-1, 4)
+        scores_out = np.asarray(detections.scores, dtype=float)[index]
+        c_boxes, c_scores, c_ids = self._coasting(set(track_ids.tolist()), frame_size)
         return TrackedObjects(
-            boxes=np.asarray(detections.boxes, dtype=float)[index].reshape(-1, 4),
-            scores=np.asarray(detections.scores, dtype=float)[index],
-            class_ids=voted,
+            boxes=np.concatenate([boxes_out, c_boxes]),
+            scores=np.concatenate([scores_out, c_scores]),
+            class_ids=np.concatenate([voted, [self.class_votes_[tid].most_common(1)[0][0] for tid in c_ids]]).astype(int),
             class_names=tuple(detections.class_names),
-            track_ids=track_ids,
+            track_ids=np.concatenate([track_ids, c_ids]).astype(int),
+            coasted=np.arange(len(track_ids) + len(c_ids)) >= len(track_ids),
         )
+
+    def _coasting(self, reported: set[int], frame_size: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes, last scores and ids of the lost tracks to report at their predicted boxes.
+
+        ByteTrack's lost tracks (``lost_tracks``; ``lost_stracks`` in older ``supervision``)
+        were Kalman-predicted to this frame during the update. The tracker does not offer them
+        through its public API, which is why they are read here.
+        """
+        none = np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=int)
+        if self.coast_frames <= 0:
+            return none
+        tracker = self._tracker
+        lost = getattr(tracker, "lost_tracks", getattr(tracker, "lost_stracks", []))
+        boxes, scores, ids = [], [], []
+        for track in lost:
+            tid = int(getattr(track, "external_track_id", getattr(track, "track_id", -1)))
+            missed = tracker.frame_id - track.frame_id
+            if tid < 0 or tid in reported or tid not in self.class_votes_ or not 0 < missed <= self.coast_frames:
+                continue
+            box = np.asarray(track.tlbr, dtype=float) - self.pad_px * np.array([-1.0, -1.0, 1.0, 1.0])
+            foot_u, foot_v = (box[0] + box[2]) / 2, box[3]
+            if not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
+                continue
+            if frame_size is not None:
+                height, width = frame_size
+                if not (0 <= foot_u < width and 0 <= foot_v < height):
+                    continue
+            boxes.append(box)
+            scores.append(float(track.score))
+            ids.append(tid)
+        if not ids:
+            return none
+        order = np.argsort(ids)
+        return np.array(boxes)[order], np.array(scores)[order], np.array(ids, dtype=int)[order]
 
 
 @dataclass(frozen=True)
