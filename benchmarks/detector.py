@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from common import images_per_second, recorded_train_seconds, scene_sets, write_report
+
 from railwatch.config import DetAugmentConfig, DetModelConfig, DetTrainConfig
 from railwatch.export import export_onnx, onnx_session
 from railwatch.intrusion.det.evaluate import evaluate_detector

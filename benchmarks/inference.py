@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from common import images_per_second, write_report
 from torch import nn
 
-from common import images_per_second, write_report
 from railwatch.nn.inference import prepare_for_inference
 
 DEFAULT_OUT = Path("benchmarks/results/inference.json")

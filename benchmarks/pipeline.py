@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from common import write_report
+
 from railwatch.config import RailwatchConfig
 from railwatch.data.scene_clips import random_clip_spec, write_clip
 from railwatch.demo_clip import DEMO_DETECTOR_SETTINGS

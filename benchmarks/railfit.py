@@ -48,8 +48,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
 from common import machine_info
+
 from railwatch.config import RailFitConfig
 from railwatch.data.rail_masks import RailMaskSample, RailTruth, random_scene, render_rail_mask
 from railwatch.errors import NoRailsFoundError

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from common import images_per_second, recorded_train_seconds, scene_sets, write_report
+
 from railwatch.config import SegModelConfig, SegTrainConfig
 from railwatch.data.scenes import SCENE_CAMERA, WEATHERS
 from railwatch.export import export_onnx, onnx_session

@@ -36,9 +36,11 @@ from railwatch.intrusion.risk import canonical_type
 from railwatch.intrusion.seg.data import IMAGE_SUFFIXES, image_files, to_tensor
 
 try:  # safe against entity expansion and external references in untrusted files
-    from defusedxml.ElementTree import ParseError, parse as parse_xml
+    from defusedxml.ElementTree import ParseError
+    from defusedxml.ElementTree import parse as parse_xml
 except ImportError:  # pragma: no cover - defusedxml comes with supervision
-    from xml.etree.ElementTree import ParseError, parse as parse_xml
+    from xml.etree.ElementTree import ParseError
+    from xml.etree.ElementTree import parse as parse_xml
 
 LABEL_TOLERANCE = 0.005
 """How far (as a fraction of the image size) a YOLO box may reach past the image edge before it is an error."""

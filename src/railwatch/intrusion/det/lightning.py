@@ -16,6 +16,7 @@ from railwatch.intrusion.det.metrics import DetectionMetrics
 from railwatch.intrusion.det.model import build_detector
 from railwatch.nn.ema import WeightEMA
 
+
 class DetectionTask(L.LightningModule):
     """Trains a detector; validation logs ``val/map50``, ``val/map``, ``val/precision``, ``val/recall``.
 
