@@ -22,7 +22,7 @@ from railwatch.intrusion.tracking import GroundHistory, ObjectTracker, ground_ve
 from railwatch.videoio import VideoReader, VideoWriter
 
 runner = CliRunner()
-FIELDS = {"frame", "time_s", "track_id", "class", "box", "offset_mm", "distance_m", "speed_mps", "z", "level", "action"}
+FIELDS = {"frame", "time_s", "track_id", "class", "box", "coasted", "offset_mm", "distance_m", "speed_mps", "z", "level", "action"}
 CAMERA_YAML = "width_px: 1024\nheight_px: 512\nfocal_px: 747.0\nmount_height_m: 2.5\npitch_deg: 2.0\n"
 
 

@@ -331,7 +331,7 @@ class _Log:
                 info["levels"].append(record["level"])
             change = self.hysteresis.update(tid, record["level"], index)
             if change is not None:
-                fields = ("track_id", "class", "box", "offset_mm", "distance_m", "speed_mps", "z", "level")
+                fields = ("track_id", "class", "box", "coasted", "offset_mm", "distance_m", "speed_mps", "z", "level")
                 event = {**stamp, **{k: record[k] for k in fields}}
                 event.update(
                     previous_level=change.previous, since_frame=change.since_frame, label=record["label"], action=record["action"]
