@@ -9,9 +9,10 @@
    foreign-object occlusion), also per seed.
 2. **Training** with one budget for every model: ``--profile`` (quick 150 steps, paper 1000 steps)
    or ``--steps``, batch 16, Adam 1e-4 cosine-annealed to 2e-5, weight decay 1e-5, flips and
-   +-20% brightness; the checkpoint kept is the one with the best validation AUC. ``--loss``
-   changes the loss weights of Eq. 16-17 (recorded with the budget: runs with other weights
-   are not mixed into one table).
+   +-20% brightness; the checkpoint kept is the one with the best validation AUC. ``--set``
+   changes any ``fasteners.train`` setting, e.g. the loss weights of Eq. 16-17; the loss and
+   architecture settings are recorded with the budget, so runs with others are not mixed into
+   one table.
 3. **Testing**: AUC, and ACC, recall and F1 at the threshold that maximised F1 on validation
    (Eq. 18-20), and the AUC of each anomaly kind against the normal test crops. For KD-GAN variants the
    test AUC of each of its scores (Eq. 10's discriminator, reconstruction, ssim, distillation)
@@ -39,7 +40,7 @@ from typing import Any
 
 from common import write_report
 
-from railwatch.config import FastenerLossConfig, FastenerTrainConfig
+from railwatch.config import FastenerLossConfig, FastenerModelConfig, FastenerTrainConfig, RailwatchConfig, override
 from railwatch.fasteners.data import MNIST_ANOMALY_KINDS, CropSplits, mnist_protocol, synthetic_protocol
 from railwatch.fasteners.evaluate import evaluate_scores
 from railwatch.fasteners.infer import FastenerDetector
@@ -48,23 +49,29 @@ from railwatch.fasteners.scoring import SCORE_SOURCES, detection_scores
 from railwatch.fasteners.train import fit_fasteners, score_crops
 
 PAPER_AUC = 0.94
-BUDGET_KEYS = ("protocol", "mnist_anomalies", "profile", "steps", "score", "val_every", "precision", "loss")
+BUDGET_KEYS = ("protocol", "mnist_anomalies", "profile", "steps", "score", "val_every", "precision", "loss", "arch")
 """Settings that must match for runs in one report to belong to one table."""
-EARLIER_DEFAULTS = {"mnist_anomalies": "digit", "loss": FastenerLossConfig().model_dump()}
+EARLIER_DEFAULTS = {"mnist_anomalies": "digit", "loss": FastenerLossConfig().model_dump(mode="json"), "arch": FastenerModelConfig().model_dump(mode="json")}
 """What reports written before a budget key was recorded used."""
 DEFAULT_MODELS = "kd-gan,kd-gan-baseline,kd-gan-msac,kd-gan-ejpu,ganomaly,memae,f-anogan"
 METRICS = ("auc", "acc", "recall", "f1")
 
 
-def loss_weights(text: str) -> FastenerLossConfig:
-    """``--loss teacher=0.01,distill=0.001``: the loss weights of Eq. 16-17, defaults for those not named."""
-    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
-    if any(len(pair) != 2 for pair in pairs):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=WEIGHT pairs separated by commas")
+def train_setting(text: str) -> tuple[str, str]:
+    """``--set loss.distill=0.001``: one dotted key of the ``fasteners.train`` settings and its value."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. loss.distill=0.001")
+    return key.strip(), value.strip()
+
+
+def base_config(overrides: list[tuple[str, str]], **values: Any) -> FastenerTrainConfig:
+    """The ``fasteners.train`` settings with ``values`` and the ``--set`` overrides on top."""
+    dotted = {f"fasteners.train.{k}": v for k, v in values.items()} | {f"fasteners.train.{k}": v for k, v in overrides}
     try:
-        return FastenerLossConfig(**{name.strip(): float(value) for name, value in pairs})
-    except ValueError as err:  # pydantic's ValidationError is a ValueError
-        raise argparse.ArgumentTypeError(f"{text!r}: {' '.join(str(err).split())}") from None
+        return override(RailwatchConfig(), dotted).fasteners.train
+    except (KeyError, TypeError, ValueError) as err:  # an unknown key, or a value pydantic refuses
+        raise SystemExit(f"--set {' '.join(f'{k}={v}' for k, v in overrides)}: {' '.join(str(err).split())}") from None
 
 
 def splits_for(protocol: str, seed: int, mnist: Path, anomalies: tuple[str, ...] = MNIST_ANOMALY_KINDS) -> CropSplits:
@@ -158,9 +165,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--models", default=DEFAULT_MODELS)
     parser.add_argument("--score", default="auto", choices=("auto", *SCORE_SOURCES), help="KD-GAN's anomaly score.")
-    parser.add_argument("--loss", default="", type=loss_weights,
-                        help="Loss weights of Eq. 16-17 as NAME=WEIGHT pairs (teacher, student, distill, adversarial, discriminator); "
-                        "the others keep their defaults.")  # fmt: skip
+    parser.add_argument("--set", dest="overrides", action="append", default=[], type=train_setting, metavar="KEY=VALUE",
+                        help="A fasteners.train setting for every run, e.g. loss.distill=0.001 or arch.memory_slots=128 "
+                        "(repeat for more); recorded with the budget.")  # fmt: skip
     parser.add_argument("--val-every", type=int, default=100)
     parser.add_argument("--precision", default="bf16-mixed")
     parser.add_argument("--work", type=Path, default=Path("benchmarks/work/fasteners"))
@@ -170,11 +177,11 @@ def main() -> None:
     out = args.out or Path(f"benchmarks/results/fasteners_{args.protocol}.json")
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     seeds = [int(s) for s in args.seeds.split(",")]
-    base = FastenerTrainConfig(
-        profile=args.profile, max_steps=args.steps, val_every_steps=args.val_every, precision=args.precision,
-        accelerator="auto", score=args.score, loss=args.loss,
+    base = base_config(
+        args.overrides, profile=args.profile, max_steps=args.steps, val_every_steps=args.val_every, precision=args.precision,
+        accelerator="auto", score=args.score,
     )  # fmt: skip
-    settings = {**vars(args), "loss": args.loss.model_dump(), "steps": base.steps, "batch_size": base.batch_size, "lr": base.lr, "lr_min": base.lr_min}
+    settings = {**vars(args), "loss": base.loss.model_dump(mode="json"), "arch": base.arch.model_dump(mode="json"), "steps": base.steps, "batch_size": base.batch_size, "lr": base.lr, "lr_min": base.lr_min}
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()}
     started = time.perf_counter()
     done = {} if args.fresh else finished_runs(out, settings)

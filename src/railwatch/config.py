@@ -499,6 +499,9 @@ class FastenerModelConfig(Settings):
             level-4 feature sees 31 px of its patch, so its neighbours' codes overlap the 16 px
             it stands for; hiding them (1) makes the student draw a missing part back, at the
             cost of a blurrier reconstruction (README, "Measured").
+        teacher_trains_encoder: Let the teacher's losses reach the encoder. Off, the teacher
+            reads the encoder's features through a stop-gradient, as SQUID's published code
+            does, and the encoder is trained by the student's path alone.
     """
 
     image_size: int = Field(128, ge=32, multiple_of=32)
@@ -513,6 +516,7 @@ class FastenerModelConfig(Settings):
     ejpu_dilations: tuple[int, ...] = (1, 2, 3, 4)
     memory_slots: int = Field(256, ge=1)
     inpaint_radius: int = Field(0, ge=0)
+    teacher_trains_encoder: bool = True
 
     @model_validator(mode="after")
     def _patches_reach_level_four(self) -> "FastenerModelConfig":

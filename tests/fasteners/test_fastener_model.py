@@ -74,6 +74,18 @@ def test_ablation_switches_remove_their_modules() -> None:
     assert counts[(False, False, False)] == min(counts.values())
 
 
+@pytest.mark.parametrize("teacher_trains_encoder", [True, False])
+def test_teacher_reaches_the_encoder_only_when_told(teacher_trains_encoder: bool) -> None:
+    torch.manual_seed(0)
+    net = KDGAN(FastenerModelConfig(teacher_trains_encoder=teacher_trains_encoder))
+    out = net(torch.rand(2, 1, 128, 128))
+    reconstruction_loss(torch.rand(2, 1, 128, 128), out.teacher).backward()
+    encoder_grad = sum(p.grad.abs().sum() for p in net.encoder.parameters() if p.grad is not None)
+    assert (encoder_grad > 0) == teacher_trains_encoder
+    assert all(p.grad is not None for p in net.msac.parameters())  # MSAC learns either way
+    assert all(p.grad is None for p in net.inpaint.parameters())
+
+
 def test_msac_changes_only_the_teacher() -> None:
     torch.manual_seed(1)
     with_msac = KDGAN(FastenerModelConfig(msac=True)).eval()

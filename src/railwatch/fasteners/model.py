@@ -340,10 +340,11 @@ class KDGAN(nn.Module):
         """Both generators' reconstructions of ``x`` ``(N, 1, S, S)`` in ``[0, 1]`` and their features."""
         check_crops(x, self.cfg.image_size)
         features = self.encoder(split_patches(x, self.cfg.grid))
+        seen = features if self.cfg.teacher_trains_encoder else [f.detach() for f in features]
         skips = None
         if self.msac is not None:
-            skips = self.msac([merge_patches(f, self.cfg.grid) for f in features[:3]])
-        teacher, teacher_features = self.teacher(features[3], skips)
+            skips = self.msac([merge_patches(f, self.cfg.grid) for f in seen[:3]])
+        teacher, teacher_features = self.teacher(seen[3], skips)
         student, student_features = self.student(self.inpaint(features[3]))
         return KDGANOutput(teacher, student, teacher_features, student_features)
 
