@@ -181,7 +181,10 @@ def main() -> None:
         args.overrides, profile=args.profile, max_steps=args.steps, val_every_steps=args.val_every, precision=args.precision,
         accelerator="auto", score=args.score,
     )  # fmt: skip
-    settings = {**vars(args), "loss": base.loss.model_dump(mode="json"), "arch": base.arch.model_dump(mode="json"), "steps": base.steps, "batch_size": base.batch_size, "lr": base.lr, "lr_min": base.lr_min}
+    settings = {
+        **vars(args), "loss": base.loss.model_dump(mode="json"), "arch": base.arch.model_dump(mode="json"),
+        "steps": base.steps, "batch_size": base.batch_size, "lr": base.lr, "lr_min": base.lr_min,
+    }  # fmt: skip
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()}
     started = time.perf_counter()
     done = {} if args.fresh else finished_runs(out, settings)

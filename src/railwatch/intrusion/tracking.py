@@ -161,7 +161,7 @@ class ObjectTracker:
             voted[k] = votes.most_common(1)[0][0]
         boxes_out = np.asarray(detections.boxes, dtype=float)[index].reshape(-1, 4)
         scores_out = np.asarray(detections.scores, dtype=float)[index]
-        c_boxes, c_scores, c_ids = self._coasting(set(track_ids.tolist()), frame_size)
+        c_boxes, c_scores, c_ids = self._coasting(frame_size)
         return TrackedObjects(
             boxes=np.concatenate([boxes_out, c_boxes]),
             scores=np.concatenate([scores_out, c_scores]),
@@ -171,7 +171,7 @@ class ObjectTracker:
             coasted=np.arange(len(track_ids) + len(c_ids)) >= len(track_ids),
         )
 
-    def _coasting(self, reported: set[int], frame_size: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _coasting(self, frame_size: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes, last scores and ids of the lost tracks to report at their predicted boxes.
 
         ByteTrack's lost tracks were Kalman-predicted to this frame during the update.
@@ -187,15 +187,14 @@ class ObjectTracker:
         for track in getattr(tracker, "lost_tracks", []):
             tid = int(getattr(track, "external_track_id", -1))
             missed = tracker.frame_id - track.frame_id
-            if tid < 0 or tid in reported or tid not in self.class_votes_ or not 0 < missed <= self.coast_frames:
+            if tid < 0 or tid not in self.class_votes_ or not 0 < missed <= self.coast_frames:
                 continue
-            box = np.asarray(track.tlbr, dtype=float) - self.pad_px * np.array([-1.0, -1.0, 1.0, 1.0])
-            foot_u, foot_v = (box[0] + box[2]) / 2, box[3]
+            box = np.asarray(track.tlbr, dtype=float) - self.pad_px * np.array([-1.0, -1.0, 1.0, 1.0])  # unpadded
             if not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
                 continue
             if frame_size is not None:
                 height, width = frame_size
-                if not (0 <= foot_u < width and 0 <= foot_v < height):
+                if not (0 <= (box[0] + box[2]) / 2 < width and 0 <= box[3] < height):  # the foot point
                     continue
             boxes.append(box)
             scores.append(float(track.score))
