@@ -41,9 +41,10 @@ from typing import Any
 from common import write_report
 
 from railwatch.config import FastenerLossConfig, FastenerModelConfig, FastenerTrainConfig, RailwatchConfig, override
-from railwatch.fasteners.data import MNIST_ANOMALY_KINDS, CropSplits, mnist_protocol, synthetic_protocol
+from railwatch.fasteners.data import CropSplits, synthetic_protocol
 from railwatch.fasteners.evaluate import evaluate_scores
 from railwatch.fasteners.infer import FastenerDetector
+from railwatch.fasteners.mnist import MNIST_ANOMALY_KINDS, mnist_protocol
 from railwatch.fasteners.models import VARIANTS, variant_config
 from railwatch.fasteners.scoring import SCORE_SOURCES, detection_scores
 from railwatch.fasteners.train import fit_fasteners, score_crops

@@ -12,6 +12,9 @@ from PIL import Image, UnidentifiedImageError
 
 from railwatch.errors import InputError
 
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+"""File suffixes (lower case) that the folder readers take for images."""
+
 
 def _open_image(path: str | Path) -> tuple[np.ndarray, str]:
     """Pixels and Pillow mode of an image file.

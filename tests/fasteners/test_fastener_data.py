@@ -13,21 +13,17 @@ import yaml
 from PIL import Image
 
 from railwatch.errors import InputError
+from railwatch.fasteners.cropping import crop_boxes, crops_from_annotations
 from railwatch.fasteners.data import (
     IMAGE_SIZE,
     CropDataset,
     CropSet,
     augment_batch,
-    crop_boxes,
-    crops_from_annotations,
-    disorder_digit,
-    erase_digit_part,
-    mnist_protocol,
     read_crop_folder,
-    read_mnist,
     split_generated,
     square_resize,
 )
+from railwatch.fasteners.mnist import disorder_digit, erase_digit_part, mnist_protocol, read_mnist
 
 MNIST = Path(__file__).resolve().parents[3] / "shared/data/mnist"
 

@@ -261,7 +261,7 @@ def test_collate_stacks_images_and_numbers_targets(records):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("0 0.5 0.5 0.2", "expected 5 fields"),
+        ("0 0.5 0.5 0.2", r"expected 'class cx cy w h' \(5 fields\)"),
         ("5 0.5 0.5 0.2 0.2", "class id 5 out of range"),
         ("0 0.5 half 0.2 0.2", "not a number"),
         ("1 0.95 0.5 0.2 0.2", "box '1 0.95 0.5 0.2 0.2' is not inside"),

@@ -95,7 +95,7 @@ def crop(
     """
     from rich.progress import Progress
 
-    from railwatch.fasteners.data import crops_from_annotations
+    from railwatch.fasteners.cropping import crops_from_annotations
 
     names = [c.strip() for c in classes.split(",") if c.strip()] or None
     with Progress(console=console, transient=True) as bar:

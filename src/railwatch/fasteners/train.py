@@ -22,16 +22,9 @@ from torch.utils.data import DataLoader
 from railwatch.checkpoint import save_checkpoint
 from railwatch.config import FastenerTrainConfig
 from railwatch.errors import InputError
-from railwatch.fasteners.data import (
-    MNIST_ANOMALY_KINDS,
-    CropDataset,
-    CropSet,
-    CropSplits,
-    mnist_protocol,
-    read_crop_folder,
-    split_crop_folder,
-)
+from railwatch.fasteners.data import CropDataset, CropSet, CropSplits, read_crop_folder, split_crop_folder
 from railwatch.fasteners.lightning import FastenerGANTask
+from railwatch.fasteners.mnist import MNIST_ANOMALY_KINDS, mnist_protocol
 from railwatch.fasteners.scoring import BASELINE_SCORES, SCORE_SOURCES, ScoreStats, calibrate, raw_scores
 from railwatch.nn.device import module_device
 from railwatch.training import SaveBest, fit, make_trainer

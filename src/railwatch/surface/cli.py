@@ -170,8 +170,7 @@ def predict(
     """
     from PIL import Image
 
-    from railwatch.imageio import write_image, write_text
-    from railwatch.surface.data import IMAGE_SUFFIXES
+    from railwatch.imageio import IMAGE_SUFFIXES, write_image, write_text
     from railwatch.surface.infer import SurfaceSegmenter, overlay, segment_file
 
     if mm_per_px is not None and mm_per_px <= 0:

@@ -27,9 +27,8 @@ from torch.utils.data import Dataset
 
 from railwatch.data.surface_strips import RAIL_TYPES
 from railwatch.errors import InputError
-from railwatch.imageio import _open_image
+from railwatch.imageio import IMAGE_SUFFIXES, _open_image
 
-IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 MASK_THRESHOLD = 127
 """Mask pixels above this value are defects (paper 002, section 2.1.2)."""
 MAX_AMBIGUOUS_FRACTION = 0.05

@@ -9,13 +9,13 @@ Two layouts are read, both onto the detector's class list (names are matched thr
     DATA/labels/{train,val}/NAME.txt            DATA/ImageSets/Main/{train,val}.txt
         one ``cls cx cy w h`` per line, normalised
 
-Boxes are ``x1, y1, x2, y2`` in pixel-edge coordinates: an image ``W`` px wide spans
-``[0, W]``, its first pixel ``[0, 1]``.
+The files themselves are read by :mod:`railwatch.annotations`; this module maps their classes
+onto the detector's and refuses YOLO boxes reaching past the image. Boxes are ``x1, y1, x2, y2``
+in pixel-edge coordinates: an image ``W`` px wide spans ``[0, W]``, its first pixel ``[0, 1]``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,24 +23,25 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from railwatch.annotations import (
+    parse_yolo_line,
+    read_data_yaml,
+    read_voc_objects,
+    read_yolo_lines,
+    voc_image_path,
+    yolo_class_names,
+    yolo_label_path,
+)
 from railwatch.config import DetAugmentConfig
 from railwatch.errors import InputError
 from railwatch.imageio import read_rgb
 from railwatch.intrusion.det.augment import clip_boxes, hsv_jitter, mosaic4, random_affine, random_flip
 from railwatch.intrusion.risk import canonical_type
-from railwatch.intrusion.seg.data import IMAGE_SUFFIXES, image_files, to_tensor
-
-try:  # safe against entity expansion and external references in untrusted files
-    from defusedxml.ElementTree import ParseError
-    from defusedxml.ElementTree import parse as parse_xml
-except ImportError:  # pragma: no cover - defusedxml comes with supervision
-    from xml.etree.ElementTree import ParseError
-    from xml.etree.ElementTree import parse as parse_xml
+from railwatch.intrusion.seg.data import image_files, to_tensor
 
 LABEL_TOLERANCE = 0.005
 """How far (as a fraction of the image size) a YOLO box may reach past the image edge before it is an error."""
@@ -106,33 +107,12 @@ def _image_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
-def _load_spec(root: Path) -> dict:
-    spec_path = root / "data.yaml"
-    try:
-        spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{spec_path}: data set description not found") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise InputError(f"{spec_path}: not a readable YAML file ({type(err).__name__})") from None
-    if not isinstance(spec, dict):
-        raise InputError(f"{spec_path}: expected a mapping with keys train, val, names")
-    return spec
-
-
 def _yolo_class_ids(spec: dict, class_names: Sequence[str], spec_path: Path) -> dict[int, int]:
     """Data-set class id -> detector class id, from ``names`` as a list or an ``{id: name}`` mapping."""
-    names = spec.get("names")
-    if isinstance(names, dict):
-        try:
-            ids = [int(i) for i in names]
-        except (TypeError, ValueError):
-            raise InputError(f"{spec_path}: names must map integer class ids to names") from None
-        names = list(names.values())
-    elif isinstance(names, list) and names:
-        ids = list(range(len(names)))
-    else:
+    names = yolo_class_names(spec, spec_path)
+    if names is None:
         raise InputError(f"{spec_path}: no names list")
-    return dict(zip(ids, match_classes(names, class_names, spec_path)))
+    return dict(zip(names, match_classes(list(names.values()), class_names, spec_path)))
 
 
 def _split_images(root: Path, spec: dict, split: str) -> list[Path]:
@@ -157,46 +137,23 @@ def _split_images(root: Path, spec: dict, split: str) -> list[Path]:
     return files
 
 
-def _label_path(image: Path) -> Path:
-    """``.../images/.../NAME.png`` -> ``.../labels/.../NAME.txt`` (last ``images`` folder; else beside the image)."""
-    parts = list(image.parts)
-    for i in range(len(parts) - 2, -1, -1):
-        if parts[i] == "images":
-            parts[i] = "labels"
-            return Path(*parts).with_suffix(".txt")
-    return image.with_suffix(".txt")
-
-
 def _parse_yolo_line(line: str, where: str, ids: dict[int, int]) -> tuple[int, list[float]]:
     """Detector class id and normalised ``x1, y1, x2, y2`` of one label line."""
-    fields = line.split()
-    if len(fields) != 5:
-        raise InputError(f"{where}: expected 5 fields 'class cx cy w h', got {len(fields)}")
-    try:
-        values = [float(f) for f in fields]
-    except ValueError:
-        raise InputError(f"{where}: not a number in {line.strip()!r}") from None
-    if not all(math.isfinite(v) for v in values) or not values[0].is_integer():
-        raise InputError(f"{where}: class id must be an integer and coordinates finite, got {line.strip()!r}")
-    if int(values[0]) not in ids:
-        raise InputError(f"{where}: class id {int(values[0])} out of range (data.yaml names {len(ids)} classes)")
-    cx, cy, w, h = values[1:]
+    cls, (cx, cy, w, h) = parse_yolo_line(line, where)
+    if cls not in ids:
+        raise InputError(f"{where}: class id {cls} out of range (data.yaml names {len(ids)} classes)")
     box = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
     lo, hi = -LABEL_TOLERANCE, 1 + LABEL_TOLERANCE
     if w < 0 or h < 0 or not all(lo <= v <= hi for v in [cx, cy, w, h, *box]):
         raise InputError(f"{where}: box {line.strip()!r} is not inside [0, 1] (normalised cx cy w h)")
-    return ids[int(values[0])], box
+    return ids[cls], box
 
 
 def _read_yolo_labels(label: Path, size: tuple[int, int], ids: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Boxes in px and detector class ids of one label file; none when the file does not exist."""
     if not label.is_file():
         return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
-    try:
-        lines = label.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{label}: not a readable label file ({type(err).__name__})") from None
-    parsed = [_parse_yolo_line(line, f"{label}:{n}", ids) for n, line in enumerate(lines, 1) if line.strip()]
+    parsed = [_parse_yolo_line(line, where, ids) for where, line in read_yolo_lines(label)]
     height, width = size
     boxes = np.array([box for _, box in parsed], dtype=np.float64).reshape(-1, 4) * [width, height, width, height]
     class_ids = np.array([cls for cls, _ in parsed], dtype=np.int64)
@@ -227,11 +184,11 @@ def read_yolo_split(root: str | Path, split: str, class_names: Sequence[str]) ->
             (naming the file and line).
     """
     root = Path(root)
-    spec = _load_spec(root)
+    spec = read_data_yaml(root / "data.yaml")
     ids = _yolo_class_ids(spec, class_names, root / "data.yaml")
     records = []
     for image in _split_images(root, spec, split):
-        boxes, class_ids = _read_yolo_labels(_label_path(image), _image_size(image), ids)
+        boxes, class_ids = _read_yolo_labels(yolo_label_path(image), _image_size(image), ids)
         records.append(DetectionRecord(image, boxes, class_ids))
     return records
 
@@ -256,37 +213,6 @@ def _voc_ids(root: Path, split: str) -> list[str]:
     return ids
 
 
-def _voc_image(root: Path, image_id: str, filename: str | None, xml_path: Path) -> Path:
-    candidates = [root / "JPEGImages" / filename] if filename else []
-    candidates += [root / "JPEGImages" / f"{image_id}{suffix}" for suffix in IMAGE_SUFFIXES]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise InputError(f"{xml_path}: its image {filename or image_id} is not in {root / 'JPEGImages'}")
-
-
-def _voc_number(element: Any, tag: str, xml_path: Path) -> float:
-    text = element.findtext(tag)
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        raise InputError(f"{xml_path}: object bndbox has no number {tag} (got {text!r})") from None
-
-
-def read_voc_xml(xml_path: Path) -> Any:
-    """The root element of a Pascal VOC annotation file, parsed safely.
-
-    Raises:
-        InputError: naming the file when it is missing or not well-formed XML.
-    """
-    try:
-        return parse_xml(xml_path).getroot()
-    except FileNotFoundError:
-        raise InputError(f"{xml_path}: annotation not found") from None
-    except (ParseError, ValueError, OSError) as err:
-        raise InputError(f"{xml_path}: not a readable VOC annotation ({type(err).__name__}: {err})") from None
-
-
 def read_voc_annotation(
     xml_path: Path, class_names: Sequence[str], skip_difficult: bool = False
 ) -> tuple[str | None, np.ndarray, np.ndarray]:
@@ -299,21 +225,9 @@ def read_voc_annotation(
         InputError: naming the file when it is not well-formed XML, lacks a field, or names a
             class that matches none of ``class_names``.
     """
-    root = read_voc_xml(xml_path)
-    boxes, names = [], []
-    for obj in root.findall("object"):
-        name, box = obj.findtext("name"), obj.find("bndbox")
-        if not name or box is None:
-            raise InputError(f"{xml_path}: an object lacks its name or bndbox")
-        if skip_difficult and (obj.findtext("difficult") or "0").strip() == "1":
-            continue
-        x1, y1, x2, y2 = (_voc_number(box, tag, xml_path) for tag in ("xmin", "ymin", "xmax", "ymax"))
-        if x2 < x1 or y2 < y1:
-            raise InputError(f"{xml_path}: object {name!r} has xmax < xmin or ymax < ymin")
-        boxes.append([x1 - 1, y1 - 1, x2, y2])
-        names.append(name.strip())
-    class_ids = np.array(match_classes(names, class_names, xml_path), dtype=np.int64)
-    return root.findtext("filename"), np.array(boxes, dtype=np.float32).reshape(-1, 4), class_ids
+    annotation = read_voc_objects(xml_path, skip_difficult)
+    class_ids = np.array(match_classes(annotation.names, class_names, xml_path), dtype=np.int64)
+    return annotation.filename, annotation.boxes.astype(np.float32), class_ids
 
 
 def read_voc_split(
@@ -342,7 +256,7 @@ def read_voc_split(
     for image_id in _voc_ids(root, split):
         xml_path = root / "Annotations" / f"{image_id}.xml"
         filename, boxes, class_ids = read_voc_annotation(xml_path, class_names, skip_difficult)
-        image = _voc_image(root, image_id, filename, xml_path)
+        image = voc_image_path(root, image_id, filename, xml_path)
         height, width = _image_size(image)
         boxes, class_ids = clip_boxes(boxes, class_ids, height, width)
         records.append(DetectionRecord(image, boxes, class_ids))

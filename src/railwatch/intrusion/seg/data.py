@@ -24,9 +24,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from railwatch.errors import InputError
-from railwatch.imageio import read_rgb
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+from railwatch.imageio import IMAGE_SUFFIXES, read_rgb
 
 
 def image_files(folder: str | Path) -> list[Path]:
