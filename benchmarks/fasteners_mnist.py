@@ -188,7 +188,8 @@ def main() -> None:
     }  # fmt: skip
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()}
     started = time.perf_counter()
-    done = {} if args.fresh else finished_runs(out, settings)
+    earlier = finished_runs(out, settings)  # read with --fresh too: it says when the report will drop runs of another budget
+    done = {} if args.fresh else earlier
     results: dict[str, list[dict[str, Any]]] = {}
     for seed in seeds:
         todo = [name for name in names if seed not in {r["seed"] for r in done.get(name, [])}]

@@ -159,7 +159,8 @@ def main() -> None:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     settings["device"] = compute_device(args.accelerator)  # CPU and GPU folds are never mixed in one table
     processor = machine_info()["processor"]  # stamped on every fold trained here
-    results, data = ({}, {}) if args.fresh else finished_folds(args.out, settings)
+    earlier = finished_folds(args.out, settings)  # read with --fresh too: it says when the report will drop folds of another budget
+    results, data = ({}, {}) if args.fresh else earlier
 
     def save_partial() -> None:
         # another run of this script (other types or networks, same budget) may have saved folds meanwhile
