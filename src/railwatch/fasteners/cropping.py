@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from railwatch.annotations import (
+    VocAnnotation,
     parse_yolo_line,
     read_data_yaml,
     read_voc_objects,
@@ -87,14 +87,6 @@ def crop_boxes(image: np.ndarray, boxes_xyxy: np.ndarray, size: int = IMAGE_SIZE
     return crops
 
 
-@dataclass(frozen=True)
-class _Annotation:
-    image: Path
-    source: Path  # the annotation file
-    boxes: np.ndarray  # (N, 4) float64 px, x1 y1 x2 y2
-    names: tuple[str, ...]
-
-
 def _class_names(root: Path) -> dict[int, str] | None:
     """Class names by id from ``root/data.yaml`` (``names``) or a ``classes.txt`` in ``root`` or ``root/labels``."""
     spec_path = root / "data.yaml"
@@ -112,8 +104,8 @@ def _class_names(root: Path) -> dict[int, str] | None:
     return None
 
 
-def _read_yolo(image: Path, label: Path, size: tuple[int, int], names: dict[int, str] | None) -> _Annotation:
-    """The boxes of one YOLO label file in px, named by ``names`` (the class id as text without them)."""
+def _read_yolo(label: Path, size: tuple[int, int], names: dict[int, str] | None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The ``(N, 4)`` boxes of one YOLO label file in px and their class names (the class id as text without ``names``)."""
     height, width = size
     boxes, box_names = [], []
     for where, line in read_yolo_lines(label):
@@ -124,20 +116,24 @@ def _read_yolo(image: Path, label: Path, size: tuple[int, int], names: dict[int,
             raise InputError(f"{where}: class id {cls} is not in the class list ({len(names)} names)")
         boxes.append([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height])
         box_names.append(names[cls] if names is not None else str(cls))
-    return _Annotation(image, label, np.array(boxes, dtype=np.float64).reshape(-1, 4), tuple(box_names))
+    return np.array(boxes, dtype=np.float64).reshape(-1, 4), tuple(box_names)
 
 
 def _inside(path: Path, folder: Path) -> bool:
     return folder == path or folder in path.parents
 
 
-def _find_annotations(root: Path, out: Path) -> list[tuple[Path, str, Path]]:
-    """Each annotated image as ``(image, "yolo" or "voc", annotation file)``, in file-name order."""
+def _find_annotations(root: Path, out: Path) -> list[tuple[Path, Path, VocAnnotation | None]]:
+    """Each annotated image as ``(image, annotation file, its VOC objects)``, in file-name order.
+
+    VOC files are read here (the image's name may be inside), so a bad one stops the run before
+    any crop is written; YOLO labels (``None``) are read with their image, whose size they need.
+    """
     if (root / "Annotations").is_dir():
         found = []
         for xml_path in sorted((root / "Annotations").glob("*.xml")):
-            filename = read_voc_objects(xml_path).filename
-            found.append((voc_image_path(root, xml_path.stem, filename, xml_path), "voc", xml_path))
+            voc = read_voc_objects(xml_path)
+            found.append((voc_image_path(root, xml_path.stem, voc.filename, xml_path), xml_path, voc))
         return found
     images = [
         p
@@ -150,9 +146,9 @@ def _find_annotations(root: Path, out: Path) -> list[tuple[Path, str, Path]]:
     for image in images:
         label, xml_path = yolo_label_path(image), image.with_suffix(".xml")
         if label.is_file():
-            found.append((image, "yolo", label))
+            found.append((image, label, None))
         elif xml_path.is_file():
-            found.append((image, "voc", xml_path))
+            found.append((image, xml_path, read_voc_objects(xml_path)))
     return found
 
 
@@ -200,28 +196,24 @@ def crops_from_annotations(
     found = _find_annotations(root, out.resolve())
     if not found:
         raise InputError(f"{root}: no annotations found (YOLO labels/ or NAME.txt, Pascal VOC Annotations/ or NAME.xml)")
-    names = _class_names(root) if any(fmt == "yolo" for _, fmt, _ in found) else None
+    names = _class_names(root) if any(voc is None for _, _, voc in found) else None
     keep = None if classes is None else {c.strip().lower() for c in classes}
     stems: dict[str, Path] = {}
     written: list[Path] = []
     seen_names: set[str] = set()
-    for done, (image_path, fmt, annotation_path) in enumerate(found, 1):
+    for done, (image_path, annotation_path, voc) in enumerate(found, 1):
         if image_path.stem in stems:
             raise InputError(f"{image_path}: same name as {stems[image_path.stem]}; their crops would overwrite each other")
         stems[image_path.stem] = image_path
         grey = read_grey(image_path)
-        if fmt == "yolo":
-            annotation = _read_yolo(image_path, annotation_path, grey.shape, names)
-        else:
-            voc = read_voc_objects(annotation_path)
-            annotation = _Annotation(image_path, annotation_path, voc.boxes, voc.names)
-        seen_names.update(annotation.names)
-        chosen = [k for k, name in enumerate(annotation.names) if keep is None or name.lower() in keep]
+        boxes, box_names = _read_yolo(annotation_path, grey.shape, names) if voc is None else (voc.boxes, voc.names)
+        seen_names.update(box_names)
+        chosen = [k for k, name in enumerate(box_names) if keep is None or name.lower() in keep]
         if chosen:
             try:
-                crops = crop_boxes(grey, annotation.boxes[chosen], size, margin)
+                crops = crop_boxes(grey, boxes[chosen], size, margin)
             except InputError as err:
-                raise InputError(f"{annotation.source}: {err} ({image_path.name})") from None
+                raise InputError(f"{annotation_path}: {err} ({image_path.name})") from None
             for k, crop in zip(chosen, crops):
                 written.append(write_image(Image.fromarray(crop), out / f"{image_path.stem}_{k}.png"))
         if progress is not None:
