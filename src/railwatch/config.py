@@ -125,6 +125,8 @@ class RailFitConfig(Settings):
         outlier_px: Points further than this (px) from the first fit are dropped before the
             second fit.
         ego_column_px: Image column the ego track straddles; ``None`` for the image centre.
+        joint_ego: Fit the ego track's two rails together with the perspective curve: one curve
+            shape, two gauge terms, so that a rail hidden over a stretch follows the other.
         row_tolerance_px: Rows this far (px) beyond a rail's fitted range still count as on it.
     """
 
@@ -139,6 +141,7 @@ class RailFitConfig(Settings):
     horizon_row_px: float | None = None
     outlier_px: float = Field(3.0, gt=0)
     ego_column_px: float | None = None
+    joint_ego: bool = True
     row_tolerance_px: float = Field(8.0, ge=0)
 
 

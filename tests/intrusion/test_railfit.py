@@ -110,10 +110,39 @@ def test_known_horizon_matches_estimate():
     sample = render_rail_mask(scene)
     estimated = fit_rails(sample.mask)
     given = fit_rails(sample.mask, RailFitConfig(horizon_row_px=scene.camera.horizon_row))
-    # the 1/s^2 term leaves the horizon loosely fixed (about 10 px here) but the curve exact
-    assert abs(estimated.rails[0].horizon_row - scene.camera.horizon_row) < 15
+    # the ego rails' joint fit pins the horizon (each rail alone left it about 10 px loose)
+    assert abs(estimated.rails[0].horizon_row - scene.camera.horizon_row) < 1.0
+    assert {r.horizon_row for r in estimated.rails} == {estimated.rails[0].horizon_row}
     assert worst_error(sample, estimated) < 2.0
     assert worst_error(sample, given) < 2.0
+
+
+def test_joint_fit_carries_a_hidden_rail_across_from_its_partner():
+    # a person by the left rail near the camera hides its far stretch, rows 560-720
+    objects = (SceneObject("person", offset_m=-0.5, distance_m=15.0),)
+    sample = render_rail_mask(RailMaskScene(tracks=(Track(0.05, -1500.0),), max_distance_m=100, objects=objects))
+    hidden = np.arange(560, 720)
+    left_truth = next(t for t in sample.rails if t.side == "left")
+    apart = fit_rails(sample.mask, RailFitConfig(joint_ego=False))
+    joint = fit_rails(sample.mask)
+    assert np.abs(apart.ego_left.x_at(hidden) - left_truth.x_at(hidden)).max() > 5.0
+    assert np.abs(joint.ego_left.x_at(hidden) - left_truth.x_at(hidden)).max() < 1.0
+    # the two curves differ only in their gauge term, and both hold over the rows either was seen on
+    np.testing.assert_allclose(np.delete(joint.ego_left.perspective_coeffs, 1), np.delete(joint.ego_right.perspective_coeffs, 1))
+    assert (joint.ego_left.y_min, joint.ego_left.y_max) == (joint.ego_right.y_min, joint.ego_right.y_max)
+
+
+def test_rails_that_are_not_one_track_keep_their_own_fits():
+    # the right rail bends away from a straight left one: no flat-ground track looks like that
+    mask = np.zeros((400, 600), dtype=bool)
+    up = 399 - np.arange(150, 400)
+    for y, xl, xr in zip(range(150, 400), 260 - 0.25 * up, 340 + 0.25 * up - 0.0025 * up**2):
+        mask[y, round(xl) - 2 : round(xl) + 3] = mask[y, round(xr) - 2 : round(xr) + 3] = True
+    joint, apart = fit_rails(mask), fit_rails(mask, RailFitConfig(joint_ego=False))
+    assert joint.ego == apart.ego == (0, 1)
+    for a, b in zip(joint.rails, apart.rails):
+        np.testing.assert_array_equal(a.perspective_coeffs, b.perspective_coeffs)
+        assert a.rms_px == b.rms_px < 1.0
 
 
 def test_json_form_has_issue_keys():

@@ -6,7 +6,9 @@ give one candidate point per image row (the row's centroid). Bands with no rail 
 new rails, so rails that enter from the image sides (neighbouring tracks) are found too. Each
 rail's points are fitted by least squares with a cubic ``x = a0 + a1 y + a2 y^2 + a3 y^3``
 (Eq. 1), once, then again without the points far from the first fit. The two rails that
-straddle the camera's column nearest the camera are the ego track.
+straddle the camera's column nearest the camera are the ego track; with the perspective curve
+they are then fitted together (:func:`_joint_ego_fit`), so that a stretch one of them hides is
+bridged by the shape of both.
 
 Pure numpy: the least-squares solve is ``numpy.polynomial.Polynomial.fit``, which scales the
 rows before solving, rather than Cramer's rule on the normal equations of Eq. 4, which loses
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -38,8 +40,9 @@ class Rail:
 
     Attributes:
         coeffs: ``(4,)`` cubic coefficients ``a0..a3`` (higher ones 0 when a lower degree was fitted).
-        y_min: Top row (px) of the rows the rail was seen on.
-        y_max: Bottom row (px) of the rows the rail was seen on.
+        y_min: Top row (px) of the rows the rail was seen on (for the ego track's rails fitted
+            together, the rows either of them was seen on: the shared curve holds both there).
+        y_max: Bottom row (px) of those rows.
         ego: True for the two rails of the track the camera is on.
         n_points: Rows that supported the final fit.
         rms_px: Root-mean-square distance (px) of those points from the curve :meth:`x_at` uses.
@@ -301,61 +304,148 @@ def _robust_fit(
     return _solve(design[keep], x[keep], terms), keep
 
 
-def _estimate_horizon(points: list[tuple[np.ndarray, np.ndarray]], height: int) -> float | None:
-    """Horizon row that lets the perspective curve fit every rail best (least total residual).
+def _trimmed_sse(residual: np.ndarray) -> float:
+    """Sum of squared residuals without the largest 5% (stray rows must not steer a sweep)."""
+    squared = np.sort(residual**2)
+    return float(squared[: max(1, int(0.95 * squared.size))].sum())
 
-    All rails of a flat scene share one horizon, so it is searched jointly: a coarse
-    logarithmic sweep of the gap above the highest rail point, then a fine sweep around the
-    best. Where the fit does not depend on it (straight track) the farthest near-best horizon
-    is taken, which keeps the curves tame just beyond the rails' ends.
+
+def _sweep_horizon(cost: Callable[[float], float], top: float, height: int) -> float:
+    """Horizon row above ``top`` (the highest rail point) with the least ``cost(horizon)``.
+
+    A coarse logarithmic sweep of the gap above ``top``, then a fine sweep around the best.
+    Where the cost does not depend on it (straight track) the farthest near-best horizon is
+    taken, which keeps the curves tame just beyond the rails' ends.
     """
-    usable = [(y, x) for y, x in points if y.max() - y.min() >= 0.05 * height and np.unique(y).size >= 8]
-    if not usable:
-        return None
-    top = min(float(y.min()) for y, _ in usable)
-
-    def cost(gap: float) -> float:
-        total = 0.0
-        for y, x in usable:
-            design = _design(y, top - gap, height)
-            residual = x - design @ _solve(design, x, 4)
-            squared = np.sort(residual**2)
-            total += float(squared[: max(1, int(0.95 * squared.size))].sum())  # trimmed: ignore stray rows
-        return total
-
     gaps = np.geomspace(1.0, 2.0 * height, 40)
-    costs = np.array([cost(g) for g in gaps])
+    costs = np.array([cost(top - g) for g in gaps])
     i = int(np.argmin(costs))
     fine = np.linspace(gaps[max(i - 1, 0)], gaps[min(i + 1, gaps.size - 1)], 25)
     gaps = np.concatenate([gaps, fine])
-    costs = np.concatenate([costs, [cost(g) for g in fine]])
+    costs = np.concatenate([costs, [cost(top - g) for g in fine]])
     near_best = costs <= costs.min() * (1 + 1e-3) + 1e-9
     return top - float(gaps[near_best].max())
 
 
+def _estimate_horizon(points: list[tuple[np.ndarray, np.ndarray]], height: int) -> float | None:
+    """Horizon row that lets the perspective curve fit every rail best (least total residual).
+
+    All rails of a flat scene share one horizon, so it is searched jointly over the rails long
+    enough to show their curvature.
+    """
+    usable = [(y, x) for y, x in points if y.max() - y.min() >= 0.05 * height and np.unique(y).size >= 8]
+    if not usable:
+        return None
+
+    def cost(horizon: float) -> float:
+        total = 0.0
+        for y, x in usable:
+            design = _design(y, horizon, height)
+            total += _trimmed_sse(x - design @ _solve(design, x, 4))
+        return total
+
+    return _sweep_horizon(cost, min(float(y.min()) for y, _ in usable), height)
+
+
+@dataclass(frozen=True)
+class _FittedTrace:
+    """A fitted rail with every point (rows ``y``, columns ``x``) of the trace it was fitted to."""
+
+    rail: Rail
+    y: np.ndarray
+    x: np.ndarray
+
+
+def _rail_from_points(
+    ys: np.ndarray, xs: np.ndarray, perspective: np.ndarray | None, horizon: float | None, config: RailFitConfig, height: int
+) -> Rail:
+    """A :class:`Rail` on the points a fit kept: the paper's cubic fitted to them, and the geometry curve.
+
+    ``perspective`` holds the scaled coefficients of :func:`_design`'s perspective columns, or
+    None when the cubic is the geometry curve too.
+    """
+    cubic = _solve(_design(ys, None, height), xs, _n_terms(ys, config.degree, height))
+    curve = cubic if perspective is None else perspective
+    return Rail(
+        coeffs=_raw_coeffs(cubic, None, height),
+        y_min=int(ys.min()),
+        y_max=int(ys.max()),
+        n_points=int(ys.size),
+        rms_px=float(np.sqrt(np.mean((xs - _design(ys, horizon, height) @ curve) ** 2))),
+        horizon_row=horizon,
+        perspective_coeffs=None if perspective is None else _raw_coeffs(perspective, horizon, height),
+    )
+
+
 def _fit_trace(
     y: np.ndarray, x: np.ndarray, horizon: float | None, config: RailFitConfig, height: int
-) -> Rail | None:
+) -> _FittedTrace | None:
     """Fit one rail: the curve for geometry with outlier removal, and the paper's cubic on the same points."""
     fitted = _robust_fit(y, x, horizon, config, height)
     if fitted is None:
         return None
     coef, keep = fitted
-    ys, xs = y[keep], x[keep]
-    rms = float(np.sqrt(np.mean((xs - _design(ys, horizon, height) @ coef) ** 2)))
-    if horizon is None:
-        cubic, perspective = coef, None
-    else:
-        cubic, perspective = _solve(_design(ys, None, height), xs, _n_terms(ys, config.degree, height)), coef
-    return Rail(
-        coeffs=_raw_coeffs(cubic, None, height),
-        y_min=int(ys.min()),
-        y_max=int(ys.max()),
-        n_points=int(keep.sum()),
-        rms_px=rms,
-        horizon_row=horizon,
-        perspective_coeffs=None if perspective is None else _raw_coeffs(perspective, horizon, height),
-    )
+    rail = _rail_from_points(y[keep], x[keep], None if horizon is None else coef, horizon, config, height)
+    return _FittedTrace(rail, y, x)
+
+
+def _track_design(s: np.ndarray, on_left: np.ndarray, height: int) -> np.ndarray:
+    """Columns ``1, s [left], s [right], 1/s, 1/s^2`` of one track's two rails, ``s`` rows below the horizon, scaled by ``height``."""
+    t = s / height
+    return np.stack([np.ones_like(t), t * on_left, t * ~on_left, 1 / t, 1 / t**2], axis=-1)
+
+
+def _joint_ego_fit(
+    left: _FittedTrace, right: _FittedTrace, horizon: float, sweep: bool, config: RailFitConfig, height: int
+) -> tuple[Rail, Rail] | None:
+    """Refit the ego track's two rails as one track: perspective curves that share all but the gauge term.
+
+    On flat ground a rail at lateral offset ``X`` on a track that bends away by ``c(Z)`` at
+    distance ``Z`` is seen at ``x = u0 + f (X + c(Z)) / z`` with ``s = y - horizon = f h / z``
+    (``z`` the depth along the optical axis, ``Z`` an affine function of it): so
+    ``x = b0 + b1 s + b2 / s + b3 / s^2`` where ``b1 = X / h`` is the rail's own and yaw,
+    curvature and its change (``b0``, ``b2``, ``b3``) are the track's. Fitting those five terms
+    on both rails' points lets each rail follow the other where it is hidden (a person by one
+    rail near the camera would otherwise leave that rail's curve to its far end alone) and
+    catches points a trace took from the other rail where the two converge.
+
+    The horizon is swept again on the joint fit (``sweep``) unless it was given: five terms
+    for two rails cannot absorb a wrong horizon as two free curves can. Points further than
+    ``outlier_px`` (or 3 robust sigmas) from the first joint fit are dropped before the
+    second.
+
+    Returns the two rails, each covering the rows either was seen on, or None where the track
+    model does not hold (either rail fits more
+    than 1 px worse than on its own, as with a rolled camera or a wrong pair).
+    """
+    y = np.concatenate([left.y, right.y])
+    x = np.concatenate([left.x, right.x])
+    on_left = np.r_[np.ones(left.y.size, dtype=bool), np.zeros(right.y.size, dtype=bool)]
+
+    def solve(h: float, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        design = _track_design(y - h, on_left, height)
+        coef = np.linalg.lstsq(design[keep], x[keep], rcond=None)[0]
+        return coef, x - design @ coef
+
+    everything = np.ones(y.size, dtype=bool)
+    if sweep:
+        horizon = _sweep_horizon(lambda h: _trimmed_sse(solve(h, everything)[1]), float(y.min()), height)
+    residual = np.abs(solve(horizon, everything)[1])
+    keep = residual <= max(config.outlier_px, 3.0 * 1.4826 * float(np.median(residual)))
+    coef, _ = solve(horizon, keep)
+    rails = []
+    for fitted, side, b1 in ((left, on_left, coef[1]), (right, ~on_left, coef[2])):
+        kept = keep & side
+        if kept.sum() < config.min_windows or np.unique(y[kept]).size < 2:
+            return None
+        rail = _rail_from_points(y[kept], x[kept], np.array([coef[0], b1, coef[3], coef[4]]), horizon, config, height)
+        if rail.rms_px > fitted.rail.rms_px + 1.0:
+            return None
+        rails.append(rail)
+    # the shared curve holds each rail wherever the track was seen, its partner's rows included
+    y_min, y_max = int(y[keep].min()), int(y[keep].max())
+    left_rail, right_rail = (dataclasses.replace(rail, y_min=y_min, y_max=y_max, ego=True) for rail in rails)
+    return left_rail, right_rail
 
 
 def _ego_pair(rails: list[Rail], column: float) -> tuple[int, int] | None:
@@ -429,14 +519,32 @@ def fit_rails(mask: np.ndarray, config: RailFitConfig | None = None, source: str
         horizon = config.horizon_row_px if config.horizon_row_px is not None else _estimate_horizon(points, height)
         if horizon is not None and any(float(y.min()) <= horizon for y, _ in points):
             raise InputError(f"{source}: rail pixels at or above the horizon row {horizon:g}")
-    fitted = [rail for rail in (_fit_trace(y, x, horizon, config, height) for y, x in points) if rail is not None]
-    if not fitted:
+    traced = [fit for fit in (_fit_trace(y, x, horizon, config, height) for y, x in points) if fit is not None]
+    if not traced:
         raise NoRailsFoundError(f"no rails found in {source}")
-    fitted.sort(key=lambda r: float(r.x_at(r.y_max)))
+    traced.sort(key=lambda fit: float(fit.rail.x_at(fit.rail.y_max)))
+    rails = [fit.rail for fit in traced]
     column = config.ego_column_px if config.ego_column_px is not None else (mask.shape[1] - 1) / 2
-    ego = _ego_pair(fitted, column)
+    ego = _ego_pair(rails, column)
+    if ego is not None and horizon is not None and config.joint_ego:
+        sweep = config.horizon_row_px is None
+        joint = _joint_ego_fit(traced[ego[0]], traced[ego[1]], horizon, sweep, config, height)
+        if joint is not None:
+            rails = _with_horizon(traced, joint[0].horizon_row, config, height) if sweep else rails
+            rails[ego[0]], rails[ego[1]] = joint
     if ego is not None:
-        fitted = [
-            dataclasses.replace(r, ego=k in ego) for k, r in enumerate(fitted)
-        ]
-    return RailFit(rails=tuple(fitted), shape=(int(mask.shape[0]), int(mask.shape[1])), ego=ego)
+        rails = [dataclasses.replace(r, ego=k in ego) for k, r in enumerate(rails)]
+    return RailFit(rails=tuple(rails), shape=(int(mask.shape[0]), int(mask.shape[1])), ego=ego)
+
+
+def _with_horizon(traced: list[_FittedTrace], horizon: float | None, config: RailFitConfig, height: int) -> list[Rail]:
+    """Every rail fitted again to the horizon the ego track's joint fit found (one scene, one horizon).
+
+    A rail whose points no longer allow a fit (none of its rows may lie on or above the new
+    horizon) keeps its first fit.
+    """
+    rails = []
+    for fit in traced:
+        again = _fit_trace(fit.y, fit.x, horizon, config, height) if horizon is not None and fit.y.min() > horizon else None
+        rails.append(fit.rail if again is None else again.rail)
+    return rails
