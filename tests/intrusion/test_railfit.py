@@ -48,9 +48,13 @@ def test_curved_track_within_2px(radius):
     assert worst_error(sample, fit) < 2.0
 
 
-def test_tight_curve_within_2px_over_the_near_field():
+def test_tight_curve_within_2px_out_to_150m():
     sample = render_rail_mask(RailMaskScene(tracks=(Track(0.0, 400.0),), max_distance_m=150))
-    assert worst_error(sample, fit_rails(sample.mask), max_distance_m=60) < 2.0
+    assert worst_error(sample, fit_rails(sample.mask), max_distance_m=60) < 1.0
+    # where the rails converge into one run near the horizon, each rail fitted alone bent
+    # towards the other's points (24 px); the pair's fit drops them
+    assert worst_error(sample, fit_rails(sample.mask)) < 2.0
+    assert worst_error(sample, fit_rails(sample.mask, RailFitConfig(joint_ego=False))) > 10.0
 
 
 def test_cubic_model_is_the_papers_and_worse_on_curves():

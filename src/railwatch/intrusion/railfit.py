@@ -414,8 +414,8 @@ def _joint_ego_fit(
 
     The horizon is swept again on the joint fit (``sweep``) unless it was given: five terms
     for two rails cannot absorb a wrong horizon as two free curves can. Points further than
-    ``outlier_px`` (or 3 robust sigmas) from the first joint fit are dropped before the
-    second.
+    ``outlier_px`` (or 3 robust sigmas) from the joint fit are dropped and the fit made again,
+    until the kept points stop changing (at most four times).
 
     Returns the two rails, each covering the rows either was seen on, or None where the track
     model does not hold (either rail fits more
@@ -433,8 +433,13 @@ def _joint_ego_fit(
     everything = np.ones(y.size, dtype=bool)
     if sweep:
         horizon = _sweep_horizon(lambda h: _trimmed_sse(solve(h, everything)[1]), float(y.min()), height)
-    residual = np.abs(solve(horizon, everything)[1])
-    keep = residual <= max(config.outlier_px, 3.0 * 1.4826 * float(np.median(residual)))
+    keep = everything
+    for _ in range(4):  # until the kept points settle: a fit bent towards stray points keeps some at first
+        residual = np.abs(solve(horizon, keep)[1])
+        settled = residual <= max(config.outlier_px, 3.0 * 1.4826 * float(np.median(residual[keep])))
+        if np.array_equal(settled, keep):
+            break
+        keep = settled
     coef, _ = solve(horizon, keep)
     rails = []
     for fitted, side, b1 in ((left, on_left, coef[1]), (right, ~on_left, coef[2])):
