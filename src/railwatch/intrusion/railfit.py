@@ -418,8 +418,8 @@ def _joint_ego_fit(
     until the kept points stop changing (at most four times).
 
     Returns the two rails, each covering the rows either was seen on, or None where the track
-    model does not hold (either rail fits more
-    than 1 px worse than on its own, as with a rolled camera or a wrong pair).
+    model does not hold: either rail fits more than 1 px worse than on its own, or loses more
+    than a fifth of the points its own fit kept (a rolled camera, a wrong pair).
     """
     y = np.concatenate([left.y, right.y])
     x = np.concatenate([left.x, right.x])
@@ -444,7 +444,7 @@ def _joint_ego_fit(
     rails = []
     for fitted, side, b1 in ((left, on_left, coef[1]), (right, ~on_left, coef[2])):
         kept = keep & side
-        if kept.sum() < config.min_windows or np.unique(y[kept]).size < 2:
+        if kept.sum() < max(config.min_windows, 0.8 * fitted.rail.n_points) or np.unique(y[kept]).size < 2:
             return None
         rail = _rail_from_points(y[kept], x[kept], np.array([coef[0], b1, coef[3], coef[4]]), horizon, config, height)
         if rail.rms_px > fitted.rail.rms_px + 1.0:
