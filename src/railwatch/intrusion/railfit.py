@@ -10,9 +10,9 @@ straddle the camera's column nearest the camera are the ego track; with the pers
 they are then fitted together (:func:`_joint_ego_fit`), so that a stretch one of them hides is
 bridged by the shape of both.
 
-Pure numpy: the least-squares solve is ``numpy.polynomial.Polynomial.fit``, which scales the
-rows before solving, rather than Cramer's rule on the normal equations of Eq. 4, which loses
-precision with row powers up to 10^18.
+Pure numpy: the least-squares solve is ``numpy.linalg.lstsq`` on rows scaled by the image
+height, rather than Cramer's rule on the normal equations of Eq. 4, which loses precision with
+row powers up to 10^18.
 """
 
 from __future__ import annotations
@@ -390,7 +390,10 @@ def _fit_trace(
 
 
 def _track_design(s: np.ndarray, on_left: np.ndarray, height: int) -> np.ndarray:
-    """Columns ``1, s [left], s [right], 1/s, 1/s^2`` of one track's two rails, ``s`` rows below the horizon, scaled by ``height``."""
+    """Columns ``1, s [left], s [right], 1/s, 1/s^2`` of one track's two rails.
+
+    ``s`` is the rows below the horizon, scaled by ``height`` as in :func:`_design`.
+    """
     t = s / height
     return np.stack([np.ones_like(t), t * on_left, t * ~on_left, 1 / t, 1 / t**2], axis=-1)
 
@@ -435,12 +438,14 @@ def _joint_ego_fit(
         horizon = _sweep_horizon(lambda h: _trimmed_sse(solve(h, everything)[1]), float(y.min()), height)
     keep = everything
     for _ in range(4):  # until the kept points settle: a fit bent towards stray points keeps some at first
-        residual = np.abs(solve(horizon, keep)[1])
+        coef, residual = solve(horizon, keep)
+        residual = np.abs(residual)
         settled = residual <= max(config.outlier_px, 3.0 * 1.4826 * float(np.median(residual[keep])))
         if np.array_equal(settled, keep):
             break
         keep = settled
-    coef, _ = solve(horizon, keep)
+    else:
+        coef, _ = solve(horizon, keep)
     rails = []
     for fitted, side, b1 in ((left, on_left, coef[1]), (right, ~on_left, coef[2])):
         kept = keep & side
@@ -452,7 +457,7 @@ def _joint_ego_fit(
         rails.append(rail)
     # the shared curve holds each rail wherever the track was seen, its partner's rows included
     y_min, y_max = int(y[keep].min()), int(y[keep].max())
-    left_rail, right_rail = (dataclasses.replace(rail, y_min=y_min, y_max=y_max, ego=True) for rail in rails)
+    left_rail, right_rail = (dataclasses.replace(rail, y_min=y_min, y_max=y_max) for rail in rails)
     return left_rail, right_rail
 
 
@@ -538,21 +543,17 @@ def fit_rails(mask: np.ndarray, config: RailFitConfig | None = None, source: str
         sweep = config.horizon_row_px is None
         joint = _joint_ego_fit(traced[ego[0]], traced[ego[1]], horizon, sweep, config, height)
         if joint is not None:
-            rails = _with_horizon(traced, joint[0].horizon_row, config, height) if sweep else rails
+            if sweep:  # one scene, one horizon: the other rails follow the one the pair found
+                new_horizon = joint[0].horizon_row
+                rails = [rail if k in ego else _refit(traced[k], new_horizon, config, height) for k, rail in enumerate(rails)]
             rails[ego[0]], rails[ego[1]] = joint
     if ego is not None:
         rails = [dataclasses.replace(r, ego=k in ego) for k, r in enumerate(rails)]
     return RailFit(rails=tuple(rails), shape=(int(mask.shape[0]), int(mask.shape[1])), ego=ego)
 
 
-def _with_horizon(traced: list[_FittedTrace], horizon: float | None, config: RailFitConfig, height: int) -> list[Rail]:
-    """Every rail fitted again to the horizon the ego track's joint fit found (one scene, one horizon).
-
-    A rail whose points no longer allow a fit (none of its rows may lie on or above the new
-    horizon) keeps its first fit.
-    """
-    rails = []
-    for fit in traced:
-        again = _fit_trace(fit.y, fit.x, horizon, config, height) if horizon is not None and fit.y.min() > horizon else None
-        rails.append(fit.rail if again is None else again.rail)
-    return rails
+def _refit(fit: _FittedTrace, horizon: float, config: RailFitConfig, height: int) -> Rail:
+    """``fit``'s rail fitted again to another horizon; its first fit where its points no longer
+    allow one (none of its rows may lie on or above the horizon)."""
+    again = _fit_trace(fit.y, fit.x, horizon, config, height) if fit.y.min() > horizon else None
+    return fit.rail if again is None else again.rail
