@@ -25,7 +25,9 @@ figures. Run from the repository root::
 
 Results go to ``benchmarks/results/fasteners_<protocol>.json``, rewritten after every run. Runs
 already there with the same budget are kept and not trained again (``--fresh`` trains them again,
-as a change to a model needs), and the file is read back before each write, so processes with different ``--seeds``
+as a change to a model needs). A run cut off part way goes on from the ``last.ckpt`` it left in
+``--work`` (its ``train_seconds`` then count only the part after, and it is marked ``resumed``),
+and the file is read back before each write, so processes with different ``--seeds``
 or ``--models`` can share one ``--out`` and run side by side (one thread each, say).
 """
 
@@ -48,6 +50,7 @@ from railwatch.fasteners.mnist import MNIST_ANOMALY_KINDS, mnist_protocol
 from railwatch.fasteners.models import VARIANTS, variant_config
 from railwatch.fasteners.scoring import SCORE_SOURCES, detection_scores
 from railwatch.fasteners.train import fit_fasteners, score_crops
+from railwatch.training import RESUME_FILE
 
 PAPER_AUC = 0.94
 BUDGET_KEYS = ("protocol", "mnist_anomalies", "profile", "steps", "score", "val_every", "precision", "loss", "arch")
@@ -82,6 +85,7 @@ def splits_for(protocol: str, seed: int, mnist: Path, anomalies: tuple[str, ...]
 def run_one(splits: CropSplits, name: str, base: FastenerTrainConfig, work: Path) -> dict[str, Any]:
     """Train variant ``name`` on ``splits`` and score its test crops."""
     cfg = variant_config(name, base)
+    resumed = cfg.resume and (work / RESUME_FILE).exists()
     started = time.perf_counter()
     fit = fit_fasteners(splits.train, splits.val, cfg, work, progress=False)
     seconds = time.perf_counter() - started
@@ -94,7 +98,8 @@ def run_one(splits: CropSplits, name: str, base: FastenerTrainConfig, work: Path
             source: detection_scores(score_crops(detector.net, splits.test, source), splits.test.labels, 0.0).auc
             for source in SCORE_SOURCES
         }
-    return {**result, "score": fit.stats.source, "train_seconds": seconds, "val_auc": fit.metrics.get("val/auc")}
+    return {**result, "score": fit.stats.source, "train_seconds": seconds, "val_auc": fit.metrics.get("val/auc"),
+            "resumed": resumed}  # fmt: skip
 
 
 def finished_runs(out: Path, settings: dict[str, Any], quiet: bool = False) -> dict[str, list[dict[str, Any]]]:
@@ -197,7 +202,7 @@ def main() -> None:
             continue
         splits = splits_for(args.protocol, seed, args.mnist, tuple(args.mnist_anomalies.split(",")))
         for name in todo:
-            cfg = base.model_copy(update={"seed": seed})
+            cfg = base.model_copy(update={"seed": seed, "resume": not args.fresh})
             run = run_one(splits, name, cfg, args.work / f"{args.protocol}_{name}_s{seed}")
             results.setdefault(name, []).append({"seed": seed, **run})
             print(f"{name} seed {seed}: AUC {run['auc']:.3f} ACC {run['acc']:.3f} F1 {run['f1']:.3f} ({run['train_seconds']:.0f} s)", flush=True)

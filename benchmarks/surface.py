@@ -19,8 +19,9 @@ Nothing is asserted; run from the repository root::
 
 Results go to ``benchmarks/results/surface.json``, rewritten after every fold. A run that stops
 (or is given a subset with ``--types``/``--models``) leaves what it finished, and the next run with
-the same budget picks up from there: folds already in ``--out`` are not trained again (``--fresh``
-starts over). The whole comparison is long on a CPU (FCN-8s takes seconds a step), so it can be
+the same budget picks up from there: folds already in ``--out`` are not trained again, and a fold
+cut off part way goes on from the ``last.ckpt`` it left, rewritten every 10 minutes of training
+(``--fresh`` starts over). The whole comparison is long on a CPU (FCN-8s takes seconds a step), so it can be
 run a piece at a time.
 """
 
@@ -179,7 +180,7 @@ def main() -> None:
         cfg = SurfaceTrainConfig(
             rail_type=rail_type, folds=args.folds, max_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
             lr_schedule=args.lr_schedule, lr_min=args.lr_min, precision=args.precision, accelerator=args.accelerator, val_every_steps=args.steps,
-            channels_last=args.channels_last,
+            channels_last=args.channels_last, resume=not args.fresh,
         )  # fmt: skip
         names = [f"fcn-{rail_type}" if m == "fcn" else m for m in args.models.split(",")]
         results.setdefault(rail_type, [])

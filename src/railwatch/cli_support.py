@@ -34,6 +34,11 @@ DevicesOption = Annotated[Optional[str], typer.Option("--devices", help="Device:
 PrecisionOption = Annotated[Optional[str], typer.Option("--precision", help="32-true, 16-mixed, bf16-mixed.")]
 WorkersOption = Annotated[Optional[int], typer.Option("--num-workers", help="Data-loading workers.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress bar.")]
+ResumeOption = Annotated[
+    bool,
+    typer.Option("--resume", help="Go on from the last.ckpt an interrupted run with the same settings left in --out "
+                 "(it is rewritten every 10 minutes of training); with none there, start from the beginning."),
+]  # fmt: skip
 
 
 def training_overrides(section: str, init: Optional[Path] = None, **values: Any) -> dict[str, Any]:

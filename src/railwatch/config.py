@@ -193,6 +193,11 @@ class TrainingRun(Settings):
             training, the layout oneDNN's (CPU) and cuDNN's (mixed precision) convolutions run
             fastest in. The same seed still trains the same model, but not bit for bit the model
             of the other layout. On by default for the image CNNs where it was measured to help.
+        resume: Go on from the ``last.ckpt`` an interrupted run left in the output folder, to
+            the model the run would have trained uninterrupted; with no ``last.ckpt`` there,
+            training starts from the beginning. The settings must be those of that run.
+        resume_every_s: While training, rewrite ``last.ckpt`` at the first epoch end this many
+            seconds after the last write (0: every epoch); it is removed when training ends.
     """
 
     seed: int = 0
@@ -204,6 +209,8 @@ class TrainingRun(Settings):
     val_every_steps: int | None = Field(None, ge=1)
     init_weights: str | None = None
     channels_last: bool = False
+    resume: bool = False
+    resume_every_s: float = Field(600.0, ge=0)
 
 
 class SegTrainConfig(TrainingRun):

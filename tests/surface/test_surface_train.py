@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from railwatch.cli import app
 from railwatch.config import SurfaceTrainConfig
 from railwatch.data.surface_strips import write_rsdds
-from railwatch.errors import InputError
-from railwatch.surface.cv import cross_validate, tables_markdown
+from railwatch.errors import ConfigError, InputError
+from railwatch.surface.cv import SCORES_FILE, cross_validate, tables_markdown
 from railwatch.surface.data import Normalisation, find_pairs, load_tiles
 from railwatch.surface.evaluate import evaluate_surface
 from railwatch.surface.infer import SurfaceSegmenter, find_defects
@@ -127,6 +127,53 @@ def test_cross_validation_skips_folds_already_done(strips, tmp_path):
     results = cross_validate(tiles, ["fcn-type2"], cfg, tmp_path, progress=False, on_fold=lambda m, s: seen.append(s.fold), done={"fcn-type2": [1, 3]})
     assert seen == [2] and [f.fold for f in results[0].folds] == [2]
     assert "| type2 | fcn-type2 | - | " in tables_markdown({"type2": results})  # folds 1 and 3 shown as not run here
+
+
+def test_an_interrupted_surface_run_resumes_to_the_same_model(strips, tmp_path, monkeypatch):
+    from railwatch.surface.lightning import SurfaceSegmentationTask
+
+    tiles = load_tiles(find_pairs(strips, "type2"))
+    cfg = SurfaceTrainConfig(**TINY, batch_size=6, max_steps=6, val_every_steps=3, lr_schedule="cosine", resume_every_s=0)
+    train_idx, val_idx = np.arange(12), np.arange(12, 24)
+    whole = fit_surface(tiles, train_idx, val_idx, cfg, tmp_path / "whole", progress=False)
+
+    def power_cut(task):
+        if task.current_epoch == 2:
+            raise KeyboardInterrupt  # Lightning turns Ctrl-C into SystemExit after its own clean-up
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SurfaceSegmentationTask, "on_train_epoch_start", power_cut)
+        with pytest.raises(SystemExit):
+            fit_surface(tiles, train_idx, val_idx, cfg, tmp_path / "cut", progress=False)
+    assert (tmp_path / "cut" / "last.ckpt").is_file()
+    resumed = fit_surface(tiles, train_idx, val_idx, cfg.model_copy(update={"resume": True}), tmp_path / "cut", progress=False)
+    assert resumed.last_metrics == whole.last_metrics and resumed.metrics == whole.metrics
+    a, b = (torch.load(r.checkpoint, weights_only=True)["state_dict"] for r in (whole, resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not (tmp_path / "cut" / "last.ckpt").exists()
+
+
+def test_cross_validation_resumed_trains_only_the_unfinished_folds(strips, tmp_path, monkeypatch):
+    import railwatch.surface.cv as cv
+
+    tiles = load_tiles(find_pairs(strips, "type2"))
+    cfg = SurfaceTrainConfig(**TINY, folds=2, batch_size=4, max_steps=1, resume=True)
+    first = cross_validate(tiles, ["fcn-type2"], cfg, tmp_path, progress=False)
+    (tmp_path / "fcn-type2" / "fold2" / SCORES_FILE).unlink()  # as if cut off during fold 2
+    trained = []
+    fit = cv.fit_surface
+
+    def counted_fit(tiles, train_idx, val_idx, run_cfg, out, meta, progress):
+        trained.append(meta["fold"])
+        return fit(tiles, train_idx, val_idx, run_cfg, out, meta, progress)
+
+    monkeypatch.setattr(cv, "fit_surface", counted_fit)
+    again = cross_validate(tiles, ["fcn-type2"], cfg, tmp_path, progress=False)
+    assert trained == [2] and again[0].folds[0] == first[0].folds[0]  # fold 1 read back, step time and all
+    redone, before = again[0].folds[1], first[0].folds[1]
+    assert (redone.f1, redone.loss) == (before.f1, before.loss)  # fold 2 trained again, to the same model
+    with pytest.raises(ConfigError, match=r"fold1/scores.json was trained with other settings \(max_steps: 1 -> 2\)"):
+        cross_validate(tiles, ["fcn-type2"], cfg.model_copy(update={"max_steps": 2}), tmp_path, progress=False)
 
 
 def test_cosine_schedule_anneals_the_learning_rate_to_its_floor(strips, tmp_path, monkeypatch):

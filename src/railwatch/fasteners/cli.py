@@ -19,6 +19,7 @@ from railwatch.cli_support import (
     MaxStepsOption,
     PrecisionOption,
     QuietOption,
+    ResumeOption,
     SeedOption,
     console,
     one_line_errors,
@@ -124,6 +125,7 @@ def train(
     accelerator: AcceleratorOption = None,
     devices: DevicesOption = None,
     precision: PrecisionOption = None,
+    resume: ResumeOption = False,
     config: ConfigOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -140,6 +142,7 @@ def train(
     cfg = _train_settings(
         config, model, msac=msac, case=case, ejpu=ejpu, profile=profile, score=score, k=k, max_steps=max_steps,
         batch_size=batch_size, lr=lr, seed=seed, accelerator=accelerator, devices=devices, precision=precision,
+        resume=resume or None,
     )  # fmt: skip
     splits, meta = load_splits(data, mnist, cfg.seed)
     val_anomalous = int(splits.val.labels.sum())

@@ -9,7 +9,6 @@ validation crops and are stored in the checkpoint.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from railwatch.fasteners.lightning import FastenerGANTask
 from railwatch.fasteners.mnist import MNIST_ANOMALY_KINDS, mnist_protocol
 from railwatch.fasteners.scoring import BASELINE_SCORES, SCORE_SOURCES, ScoreStats, calibrate, raw_scores
 from railwatch.nn.device import module_device
-from railwatch.training import SaveBest, fit, make_trainer
+from railwatch.training import KeepBest, fit, make_trainer
 
 TASK = "fastener-anomaly"
 
@@ -95,26 +94,20 @@ def fit_fasteners(
     )  # fmt: skip
     val_loader = DataLoader(CropDataset(val), 64, num_workers=cfg.num_workers)
     task = FastenerGANTask(cfg.model_dump(mode="json"))
-    kept: dict[str, Any] = {}
-
-    def keep(module: L.LightningModule, progress_meta: dict[str, Any]) -> None:
-        kept["state"] = copy.deepcopy({k: v.detach().cpu() for k, v in module.net.state_dict().items()})
-        kept["meta"] = progress_meta
-
-    best = SaveBest("val/auc" if val.has_anomalies else "val/neg_recon_mse", keep)
+    best = KeepBest("val/auc" if val.has_anomalies else "val/neg_recon_mse")
     # each optimiser step counts as a trainer step
     trainer_cfg = cfg.model_copy(update={"max_steps": task.updates_per_batch() * cfg.steps, "val_every_steps": min(cfg.val_every_steps or cfg.steps, cfg.steps)})
-    trainer = make_trainer(trainer_cfg, out, best, len(train_loader), progress)
-    fit(trainer, task, best, train_loader, val_loader)
+    trainer = make_trainer(trainer_cfg, out, best, train_loader, progress)
+    fit(trainer, task, best, train_loader, val_loader, cfg.resume)
 
     net = task.net.cpu()
-    net.load_state_dict(kept["state"])
-    source = chosen_source(cfg, kept["meta"]["metrics"])
+    net.load_state_dict(best.weights)
+    source = chosen_source(cfg, best.meta["metrics"])
     val_raw = score_crops(net, val, source)
     stats = calibrate(val_raw[val.labels == 0], cfg.k, source, val_raw, val.labels)
-    meta = {**(meta or {}), "train_crops": len(train), "val_crops": len(val), "seed": cfg.seed, **kept["meta"]}
+    meta = {**(meta or {}), "train_crops": len(train), "val_crops": len(val), "seed": cfg.seed, **best.meta}
     settings = {**model_settings(cfg), "stats": stats.to_dict()}
-    path = save_checkpoint(out / "best.pt", kept["state"], TASK, settings, meta)
+    path = save_checkpoint(out / "best.pt", best.weights, TASK, settings, meta)
     return FastenerFit(path, best.best_metrics, stats, Path(trainer.logger.log_dir))
 
 

@@ -20,6 +20,7 @@ from railwatch.cli_support import (
     MaxStepsOption,
     PrecisionOption,
     QuietOption,
+    ResumeOption,
     SeedOption,
     WorkersOption,
     console,
@@ -72,6 +73,7 @@ def train_det(
     precision: PrecisionOption = None,
     num_workers: WorkersOption = None,
     init: Annotated[Optional[Path], typer.Option("--init", help="Start from this detector checkpoint.")] = None,
+    resume: ResumeOption = False,
     config: ConfigOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -100,6 +102,7 @@ def train_det(
             **training_overrides(
                 "intrusion.det_train", init, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed,
                 accelerator=accelerator, devices=devices, precision=precision, num_workers=num_workers, val_every_steps=val_every,
+                resume=resume or None,
             ),
         },
     ).intrusion

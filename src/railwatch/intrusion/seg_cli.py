@@ -19,6 +19,7 @@ from railwatch.cli_support import (
     MaxStepsOption,
     PrecisionOption,
     QuietOption,
+    ResumeOption,
     SeedOption,
     WorkersOption,
     console,
@@ -80,6 +81,7 @@ def train_seg(
     precision: PrecisionOption = None,
     num_workers: WorkersOption = None,
     init: Annotated[Optional[Path], typer.Option("--init", help="Start from this segmenter checkpoint.")] = None,
+    resume: ResumeOption = False,
     config: ConfigOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -105,7 +107,7 @@ def train_seg(
             "intrusion.seg_train.crop_width": cw,
             **training_overrides(
                 "intrusion.seg_train", init, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed,
-                accelerator=accelerator, devices=devices, precision=precision, num_workers=num_workers,
+                accelerator=accelerator, devices=devices, precision=precision, num_workers=num_workers, resume=resume or None,
             ),
         },
     ).intrusion

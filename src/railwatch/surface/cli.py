@@ -20,6 +20,7 @@ from railwatch.cli_support import (
     MaxStepsOption,
     PrecisionOption,
     QuietOption,
+    ResumeOption,
     SeedOption,
     WorkersOption,
     console,
@@ -97,6 +98,7 @@ def train(
     devices: DevicesOption = None,
     precision: PrecisionOption = None,
     num_workers: WorkersOption = None,
+    resume: ResumeOption = False,
     config: ConfigOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -112,7 +114,7 @@ def train(
     cfg = _train_settings(
         config, rail_type=rail_type, model=model, backbone_weights=backbone_weights, tile_height=tile_height, val_fraction=val_fraction,
         flips=flips, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
-        seed=seed, accelerator=accelerator, devices=devices, precision=precision, num_workers=num_workers,
+        seed=seed, accelerator=accelerator, devices=devices, precision=precision, num_workers=num_workers, resume=resume or None,
     )  # fmt: skip
     result = train_surface(data, out, cfg, progress=not quiet)
     print_training_result(result)
@@ -231,6 +233,7 @@ def cv(
     accelerator: AcceleratorOption = None,
     devices: DevicesOption = None,
     precision: PrecisionOption = None,
+    resume: ResumeOption = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
@@ -247,7 +250,7 @@ def cv(
     cfg = _train_settings(
         config, rail_type=rail_type, backbone_weights=backbone_weights, tile_height=tile_height, folds=folds, epochs=epochs,
         max_steps=max_steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, seed=seed, accelerator=accelerator,
-        devices=devices, precision=precision,
+        devices=devices, precision=precision, resume=resume or None,
     )  # fmt: skip
     names = [m.strip() for m in models_.split(",") if m.strip()] or [f"fcn-{cfg.rail_type}", "fcn-8s", "segnet"]
     unknown = [m for m in names if m not in BUILDERS]

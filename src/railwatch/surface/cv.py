@@ -2,19 +2,26 @@
 
 Every network sees the same folds of the same tiles with the same schedule. A fold's scores are
 those of the network at the end of its budget on the fold left out (no choosing the best step on
-the very tiles being scored).
+the very tiles being scored). Each finished fold leaves its scores in ``scores.json`` beside its
+checkpoint, so a comparison run with ``resume`` takes up where an interrupted one stopped.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import mean
 
 from railwatch.config import SurfaceTrainConfig
+from railwatch.errors import ConfigError, InputError
+from railwatch.imageio import write_text
 from railwatch.surface.data import SurfaceTiles, kfold_splits
 from railwatch.surface.train import fit_surface
+from railwatch.training import changed_settings
+
+SCORES_FILE = "scores.json"
 
 
 @dataclass
@@ -70,8 +77,11 @@ def cross_validate(
         out: Folder for each run's checkpoint and logs (``out/<model>/fold<k>``).
         progress: Show Lightning's progress bar.
         on_fold: Called with ``(model, FoldScores)`` after each fold, e.g. to print as it goes.
-        done: Folds (numbered from 1) already scored per network, which are skipped, so a long
-            comparison can be resumed; the results then hold only the folds run here.
+        done: Folds (numbered from 1) already scored per network, which are skipped; the results
+            then hold only the folds run here.
+
+    With ``cfg.resume``, a fold whose ``scores.json`` is there is not trained again (its scores
+    are read back) and an interrupted fold goes on from its ``last.ckpt``.
     """
     splits = kfold_splits(len(tiles), cfg.folds, cfg.seed)
     results = []
@@ -81,16 +91,42 @@ def cross_validate(
         for k, (train_idx, val_idx) in enumerate(splits, start=1):
             if done and k in done.get(name, ()):
                 continue
-            fitted = fit_surface(tiles, train_idx, val_idx, run_cfg, Path(out) / name / f"fold{k}", {"fold": k}, progress)
-            last = fitted.last_metrics
-            scores = FoldScores(
-                k, last["f1"], last["iou"], last["loss"], last["accuracy"], last["precision"], last["recall"], fitted.step_ms
-            )
+            run_dir = Path(out) / name / f"fold{k}"
+            scores = finished_fold(run_dir, run_cfg) if run_cfg.resume else None
+            if scores is None:
+                fitted = fit_surface(tiles, train_idx, val_idx, run_cfg, run_dir, {"fold": k}, progress)
+                last = fitted.last_metrics
+                scores = FoldScores(
+                    k, last["f1"], last["iou"], last["loss"], last["accuracy"], last["precision"], last["recall"], fitted.step_ms
+                )
+                record = {"settings": run_cfg.model_dump(mode="json"), "scores": asdict(scores)}
+                write_text(json.dumps(record, indent=2), run_dir / SCORES_FILE)
             result.folds.append(scores)
             if on_fold:
                 on_fold(name, scores)
         results.append(result)
     return results
+
+
+def finished_fold(run_dir: Path, cfg: SurfaceTrainConfig) -> FoldScores | None:
+    """The scores ``run_dir/scores.json`` holds, or ``None`` where the fold has not finished.
+
+    Raises:
+        InputError: the file is not a fold's scores.
+        ConfigError: the fold was trained with settings other than ``cfg``.
+    """
+    path = run_dir / SCORES_FILE
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        scores = FoldScores(**record["scores"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(f"{path}: not a fold's scores ({error}); delete it to train the fold again") from None
+    changed = changed_settings(record.get("settings", {}), cfg.model_dump(mode="json"))
+    if changed:
+        raise ConfigError(f"{path} was trained with other settings ({'; '.join(changed[:3])}); cross-validate with the same ones")
+    return scores
 
 
 def tables_markdown(results: dict[str, list[ModelCV]]) -> str:

@@ -85,8 +85,8 @@ def fit_surface(
         save_checkpoint(out / "best.pt", module.net.state_dict(), TASK, settings, {**meta, **progress_meta})
 
     best = SaveBest("val/iou", save)
-    trainer = make_trainer(cfg, out, best, len(train_loader), progress)
-    fit(trainer, task, best, train_loader, val_loader)
+    trainer = make_trainer(cfg, out, best, train_loader, progress)
+    fit(trainer, task, best, train_loader, val_loader, cfg.resume)
     return SurfaceFit(out / "best.pt", best.best_metrics, task.last_val, task.mean_step_ms(), Path(trainer.logger.log_dir))
 
 

@@ -9,7 +9,6 @@ mode (BatchNorm's running statistics) is lowest after the first epoch, before an
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from torch.utils.data import DataLoader
 from railwatch.checkpoint import save_checkpoint
 from railwatch.config import VibrationTrainConfig
 from railwatch.errors import InputError
-from railwatch.training import SaveBest, fit, make_trainer
+from railwatch.training import KeepBest, fit, make_trainer
 from railwatch.vibration.data import SpectraDataset, SpectraSet, numbered_split
 from railwatch.vibration.lightning import FFITask
 from railwatch.vibration.metrics import ffi_metrics
@@ -69,19 +68,13 @@ def _phase(
     net: nn.Module, train: DataLoader, val: DataLoader, cfg: VibrationTrainConfig, epochs: int, monitor: str, out: Path, progress: bool
 ) -> tuple[dict[str, Any], Path]:
     """Train ``net`` for ``epochs``, validating each epoch; load its best weights back; return their metrics."""
-    kept: dict[str, Any] = {}
-
-    def keep(module: L.LightningModule, meta: dict[str, Any]) -> None:
-        kept["state"] = copy.deepcopy({k: v.detach().cpu() for k, v in module.net.state_dict().items()})
-        kept["meta"] = meta
-
-    best = SaveBest(monitor, keep)
+    best = KeepBest(monitor)
     phase_cfg = cfg.model_copy(update={"epochs": epochs, "val_every_steps": None})
     task = FFITask(net, phase_cfg, epochs * len(train))
-    trainer = make_trainer(phase_cfg, out, best, len(train), progress)
-    fit(trainer, task, best, train, val)
-    net.cpu().load_state_dict(kept["state"])
-    return kept["meta"], Path(trainer.logger.log_dir)
+    trainer = make_trainer(phase_cfg, out, best, train, progress, resumable=False)
+    fit(trainer, task, best, train, val, phase_cfg.resume)
+    net.cpu().load_state_dict(best.weights)
+    return best.meta, Path(trainer.logger.log_dir)
 
 
 def predict_scaled(net: FFIRegressor, spectra: np.ndarray, batch: int = 256) -> np.ndarray:

@@ -86,6 +86,6 @@ def train_detector(
         save_checkpoint(out / "best.pt", module.inference_net.state_dict(), TASK, model_cfg.model_dump(mode="json"), {**meta, **progress_meta})
 
     best = SaveBest("val/map50", save)
-    trainer = make_trainer(train_cfg, out, best, len(train_loader), progress)
-    fit(trainer, task, best, train_loader, val_loader)
+    trainer = make_trainer(train_cfg, out, best, train_loader, progress)
+    fit(trainer, task, best, train_loader, val_loader, train_cfg.resume)
     return TrainResult(out / "best.pt", best.best_metrics, Path(trainer.logger.log_dir))

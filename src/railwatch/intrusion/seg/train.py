@@ -93,6 +93,6 @@ def train_segmenter(
         save_checkpoint(out / "best.pt", state, TASK, model_cfg.model_dump(mode="json"), {**meta, **progress_meta})
 
     best = SaveBest("val/miou", save)
-    trainer = make_trainer(train_cfg, out, best, len(train_loader), progress)
-    fit(trainer, task, best, train_loader, val_loader)
+    trainer = make_trainer(train_cfg, out, best, train_loader, progress)
+    fit(trainer, task, best, train_loader, val_loader, train_cfg.resume)
     return TrainResult(out / "best.pt", best.best_metrics, Path(trainer.logger.log_dir))
