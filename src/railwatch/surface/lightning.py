@@ -54,11 +54,13 @@ class SurfaceSegmentationTask(L.LightningModule):
         self._sync()
         self._step_start = time.perf_counter()
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # after the optimiser step: forward + backward + update, as the paper's "time per step"
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # forward + backward + update, as the paper's "time per step"; stopped here, before the
+        # callbacks' batch-end hooks, so that writing a resume point is not counted as training
         self._sync()
         self.step_times.append(time.perf_counter() - self._step_start)
-        self.log("train/step_ms", 1000 * self.step_times[-1], batch_size=batch[0].shape[0])
+        self.log("train/step_ms", 1000 * self.step_times[-1])
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         images, masks = batch
