@@ -188,8 +188,8 @@ def make_trainer(
     """A Lightning trainer for ``cfg``: CSV logs under ``out/logs``, validation per epoch or every N steps.
 
     ``resumable`` keeps ``out/last.ckpt`` while training (:class:`ResumePoint`), so that
-    :func:`fit` can go on from it; leave it off where ``best``'s saving keeps its model only in
-    memory, which a resumed run would have lost.
+    :func:`fit` can go on from it; leave it off for a task that saves no hyper-parameters, whose
+    ``last.ckpt`` could not be checked against the settings of the run resuming it.
     """
     devices: Any = int(cfg.devices) if cfg.devices.isdigit() else cfg.devices
     every = cfg.val_every_steps
@@ -235,7 +235,9 @@ def fit(
     """
     point = next((c for c in trainer.callbacks if isinstance(c, ResumePoint)), None)
     if resume and point is None:
-        raise ConfigError("this training keeps its best model in memory only and cannot resume; train again without --resume")
+        raise ConfigError(
+            "this training records no settings to check a resume against and cannot resume; train again without --resume"
+        )
     ckpt = resume_checkpoint(point.path, task.hparams) if resume and point else None
     trainer.fit(task, train_loader, val_loader, ckpt_path=ckpt, weights_only=True)
     if best.validated_at_step != trainer.global_step:

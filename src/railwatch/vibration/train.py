@@ -71,6 +71,7 @@ def _phase(
     best = KeepBest(monitor)
     phase_cfg = cfg.model_copy(update={"epochs": epochs, "val_every_steps": None})
     task = FFITask(net, phase_cfg, epochs * len(train))
+    # FFITask saves no hyper-parameters to check a last.ckpt against, and a run takes minutes
     trainer = make_trainer(phase_cfg, out, best, train, progress, resumable=False)
     fit(trainer, task, best, train, val, phase_cfg.resume)
     net.cpu().load_state_dict(best.weights)
