@@ -47,7 +47,7 @@ from railwatch.fasteners.data import CropSplits, synthetic_protocol
 from railwatch.fasteners.evaluate import evaluate_scores
 from railwatch.fasteners.infer import FastenerDetector
 from railwatch.fasteners.mnist import MNIST_ANOMALY_KINDS, mnist_protocol
-from railwatch.fasteners.models import VARIANTS, variant_config
+from railwatch.fasteners.models import variant_config
 from railwatch.fasteners.scoring import SCORE_SOURCES, detection_scores
 from railwatch.fasteners.train import fit_fasteners, score_crops
 from railwatch.training import RESUME_FILE
@@ -57,7 +57,7 @@ BUDGET_KEYS = ("protocol", "mnist_anomalies", "profile", "steps", "score", "val_
 """Settings that must match for runs in one report to belong to one table."""
 EARLIER_DEFAULTS = {"mnist_anomalies": "digit", "loss": FastenerLossConfig().model_dump(mode="json"), "arch": FastenerModelConfig().model_dump(mode="json")}
 """What reports written before a budget key was recorded used."""
-DEFAULT_MODELS = "kd-gan,kd-gan-baseline,kd-gan-msac,kd-gan-ejpu,ganomaly,memae,f-anogan"
+DEFAULT_MODELS = "kd-gan,kd-gan-baseline,kd-gan-msac,kd-gan-ejpu,squid,ganomaly,memae,f-anogan"
 METRICS = ("auc", "acc", "recall", "f1")
 
 
@@ -102,6 +102,15 @@ def run_one(splits: CropSplits, name: str, base: FastenerTrainConfig, work: Path
             "resumed": resumed}  # fmt: skip
 
 
+def recorded(settings: dict[str, Any], key: str) -> Any:
+    """``settings[key]`` as a report wrote it, read with the defaults of what was added since: a
+    budget key recorded later, or an ``arch`` or ``loss`` setting added later (whose default is
+    what runs before it did)."""
+    default = EARLIER_DEFAULTS.get(key)
+    value = settings.get(key, default)
+    return {**default, **value} if isinstance(default, dict) and isinstance(value, dict) else value
+
+
 def finished_runs(out: Path, settings: dict[str, Any], quiet: bool = False) -> dict[str, list[dict[str, Any]]]:
     """The runs an earlier report at ``out`` holds, when its budget is ``settings``'s; else none."""
     try:
@@ -111,7 +120,7 @@ def finished_runs(out: Path, settings: dict[str, Any], quiet: bool = False) -> d
     before = earlier.get("settings", {})
     # the MNIST anomalies matter to the MNIST protocol only; reports from before they were recorded took zeros alone
     keys = [k for k in BUDGET_KEYS if k != "mnist_anomalies" or settings["protocol"] == "mnist"]
-    if any(before.get(k, EARLIER_DEFAULTS.get(k)) != settings[k] for k in keys):
+    if any(recorded(before, k) != settings[k] for k in keys):
         if not quiet:
             print(f"{out} holds runs with another budget; they are not kept")
         return {}
@@ -142,7 +151,7 @@ def table(results: dict[str, list[dict[str, Any]]], protocol: str) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, runs in results.items():
         arch = variant_config(name).arch
-        is_kd = VARIANTS[name][1]["model"] == "kd-gan"
+        is_kd = name.startswith("kd-gan")  # the proposed model and its ablations; SQUID shares the class, not the modules
         marks = ["√" if arch.msac else "×", "√" if arch.ejpu else "×"] if is_kd else ["-", "-"]
         cells = [mean_std([r[m] for r in runs]) for m in METRICS]
         cells += [mean_std([r["per_kind_auc"][k] for r in runs if k in r.get("per_kind_auc", {})]) for k in kinds]

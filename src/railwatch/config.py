@@ -512,6 +512,13 @@ class FastenerModelConfig(Settings):
         teacher_trains_encoder: Let the teacher's losses reach the encoder. Off, the teacher
             reads the encoder's features through a stop-gradient, as SQUID's published code
             does, and the encoder is trained by the student's path alone.
+        inpainting: The student's in-painting block: ``tokens`` (KD-GAN's: every level-4 token
+            drawn from a learnt memory and the other tokens) or ``squid`` (SQUID's: each patch
+            drawn from a queue of normal patches and its eight neighbours, with a masked
+            shortcut; :mod:`railwatch.fasteners.squid`).
+        queue_slots: Length of each patch position's memory queue (``squid``; SQUID: 200).
+        queue_topk: Memory weights each reading keeps (``squid``; SQUID: 5).
+        shortcut_rate: Probability that a code skips the block in training (``squid``; SQUID: 0.05).
     """
 
     image_size: int = Field(128, ge=32, multiple_of=32)
@@ -527,6 +534,10 @@ class FastenerModelConfig(Settings):
     memory_slots: int = Field(256, ge=1)
     inpaint_radius: int = Field(0, ge=0)
     teacher_trains_encoder: bool = True
+    inpainting: Literal["tokens", "squid"] = "tokens"
+    queue_slots: int = Field(200, ge=1)
+    queue_topk: int = Field(5, ge=1)
+    shortcut_rate: float = Field(0.05, ge=0, le=1)
 
     @model_validator(mode="after")
     def _patches_reach_level_four(self) -> "FastenerModelConfig":
@@ -536,6 +547,8 @@ class FastenerModelConfig(Settings):
         side = self.image_size // 16  # level-4 tokens per side of the crop
         if 2 * self.inpaint_radius + 1 >= side:  # a token in the middle would see none
             raise ValueError(f"inpaint_radius {self.inpaint_radius} would hide every token of a {side} x {side} grid from some token")
+        if self.inpainting == "squid" and self.grid < 2:
+            raise ValueError("SQUID in-paints each patch from its neighbours: it needs grid >= 2")
         return self
 
 

@@ -15,6 +15,7 @@ from railwatch.errors import InputError
 from railwatch.export import export_onnx, onnx_max_abs_diff
 from railwatch.fasteners.data import CropSet
 from railwatch.fasteners.evaluate import auc_per_kind
+from railwatch.fasteners.models import variant_config
 from railwatch.fasteners.scoring import (
     SCORE_SOURCES,
     ScoreStats,
@@ -81,11 +82,12 @@ def test_auc_per_kind_compares_each_kind_with_the_normal_crops() -> None:
 @pytest.mark.parametrize(
     ("model", "source"),
     [("kd-gan", "discriminator"), ("kd-gan", "reconstruction"), ("kd-gan", "ssim"), ("kd-gan", "distillation"), ("ganomaly", "latent"),
-     ("memae", "reconstruction"), ("f-anogan", "izif")],
+     ("memae", "reconstruction"), ("f-anogan", "izif"), ("squid", "ssim"), ("squid", "distillation")],
 )
 def test_scoring_path_exports_to_onnx(tmp_path, model: str, source: str) -> None:
     torch.manual_seed(0)
-    cfg = FastenerTrainConfig(model=model, arch=FastenerModelConfig(encoder_channels=(8, 16, 32, 64), msac_channels=(16, 32, 64)))
+    base = FastenerTrainConfig(arch=FastenerModelConfig(encoder_channels=(8, 16, 32, 64), msac_channels=(16, 32, 64)))
+    cfg = variant_config(model, base)
     path = ScoringPath(build_detector(cfg), source, mu=0.3, sigma=2.0).eval()
     example = torch.rand(2, 1, 128, 128)
     export_onnx(path, example, tmp_path / "score.onnx", input_name="crop", output_names=("score", "raw"))
@@ -129,7 +131,7 @@ def test_models_lists_every_variant_with_sizes() -> None:
     result = CliRunner().invoke(app, ["fasteners", "models", "--json"])
     assert result.exit_code == 0, result.output
     models = {m["name"]: m for m in json.loads(result.output)}
-    assert set(models) == {"kd-gan", "kd-gan-baseline", "kd-gan-msac", "kd-gan-ejpu", "kd-gan-no-case", "ganomaly", "memae", "f-anogan"}
+    assert set(models) == {"kd-gan", "kd-gan-baseline", "kd-gan-msac", "kd-gan-ejpu", "kd-gan-no-case", "squid", "ganomaly", "memae", "f-anogan"}
     assert models["kd-gan-baseline"]["params"] < models["kd-gan-msac"]["params"] < models["kd-gan"]["params"]
     assert models["kd-gan-baseline"]["params"] < models["kd-gan-ejpu"]["params"] < models["kd-gan"]["params"]
     assert all(m["score_gflops"] > 0 for m in models.values())

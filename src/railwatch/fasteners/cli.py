@@ -111,7 +111,7 @@ def train(
     data: DataOption = None,
     mnist: MnistOption = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for best.pt and the logs.")] = Path("runs/fasteners"),
-    model: Annotated[Optional[str], typer.Option("--model", help="kd-gan, an ablation (see `fasteners models`), ganomaly, memae or f-anogan.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="kd-gan, an ablation (see `fasteners models`), squid, ganomaly, memae or f-anogan.")] = None,
     profile: Annotated[Optional[str], typer.Option("--profile", help="Training length: quick (150 steps) or paper (1000 steps).")] = None,
     msac: Annotated[Optional[bool], typer.Option("--msac/--no-msac", help="Multi-scale attention coupling in the teacher.")] = None,
     case: Annotated[Optional[bool], typer.Option("--case/--no-case", help="CASE attention inside MSAC.")] = None,
@@ -147,7 +147,7 @@ def train(
     splits, meta = load_splits(data, mnist, cfg.seed)
     val_anomalous = int(splits.val.labels.sum())
     console.print(
-        f"training {cfg.model} for {cfg.steps} steps ({cfg.profile} profile) on {len(splits.train)} normal crops; "
+        f"training {model or cfg.model} for {cfg.steps} steps ({cfg.profile} profile) on {len(splits.train)} normal crops; "
         f"validating on {len(splits.val) - val_anomalous} normal + {val_anomalous} anomalous -> {out}"
     )
     result = fit_fasteners(splits.train, splits.val, cfg, out, meta, progress=not quiet)

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from railwatch.config import FastenerModelConfig
 from railwatch.errors import InputError
+from railwatch.fasteners.squid import SquidInpainting
 from railwatch.nn import ConvBNReLU, CoordinateChannelAttention
 
 
@@ -321,7 +322,8 @@ class KDGAN(nn.Module):
     """Encoder, teacher and student generators, in-painting block and discriminator (section 2.1, Fig. 2).
 
     ``MSAC``, ``CASE`` and ``E-JPU`` follow the switches of :class:`FastenerModelConfig`, so the
-    four rows of Table 7 are four settings of the same class.
+    four rows of Table 7 are four settings of the same class; with neither module and SQUID's
+    in-painting block (``inpainting: squid``) it is the SQUID baseline of Tables 5-6.
     """
 
     def __init__(self, cfg: FastenerModelConfig | None = None) -> None:
@@ -332,7 +334,12 @@ class KDGAN(nn.Module):
         self.msac = MSAC(channels[:3], cfg.msac_channels, cfg.case) if cfg.msac else None
         self.teacher = Generator(channels, cfg.grid)
         code_side = cfg.image_size // cfg.grid // 2 ** len(channels)  # four stride-2 levels: 64 px -> 4
-        self.inpaint = InpaintingBlock(channels[3], cfg.memory_slots, cfg.grid, code_side * code_side, radius=cfg.inpaint_radius)
+        if cfg.inpainting == "squid":
+            self.inpaint = SquidInpainting(
+                channels[3], cfg.grid, code_side, cfg.queue_slots, cfg.queue_topk, shortcut_rate=cfg.shortcut_rate
+            )
+        else:
+            self.inpaint = InpaintingBlock(channels[3], cfg.memory_slots, cfg.grid, code_side * code_side, radius=cfg.inpaint_radius)
         self.student = Generator(channels, cfg.grid)
         self.discriminator = Discriminator(cfg.discriminator_channels, cfg.ejpu, cfg.ejpu_channels, cfg.ejpu_dilations)
 

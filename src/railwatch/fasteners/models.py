@@ -18,6 +18,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "kd-gan-msac": ("Table 7 Method1: baseline + MSAC", {"model": "kd-gan", "arch": {"ejpu": False}}),
     "kd-gan-ejpu": ("Table 7 Method2: baseline + E-JPU", {"model": "kd-gan", "arch": {"msac": False}}),
     "kd-gan-no-case": ("proposed without CASE inside MSAC", {"model": "kd-gan", "arch": {"case": False}}),
+    "squid": (
+        "SQUID (Xiang et al. 2023) of Tables 5-6: baseline + SQUID's in-painting block, loss weights and teacher stop-gradient",
+        {
+            "model": "kd-gan",
+            "arch": {"msac": False, "ejpu": False, "inpainting": "squid", "teacher_trains_encoder": False},
+            # SQUID's DigitAnatomy weights (configs/digit_best.py): t_w, recon_w, dist_w, g_w, d_w
+            "loss": {"teacher": 0.01, "student": 1.0, "distill": 0.001, "adversarial": 0.005, "discriminator": 0.005},
+        },
+    ),
     "ganomaly": ("GANomaly (Akcay et al. 2018), the paper's baseline", {"model": "ganomaly"}),
     "memae": ("MemAE (Gong et al. 2019), memory-augmented autoencoder of Tables 5-6", {"model": "memae"}),
     "f-anogan": ("f-AnoGAN (Schlegl et al. 2019), WGAN-GP + izi_f encoder of Tables 5-6", {"model": "f-anogan"}),
@@ -37,6 +46,7 @@ def variant_config(name: str, base: FastenerTrainConfig | None = None) -> Fasten
     changes = VARIANTS[name][1]
     data["model"] = changes["model"]
     data["arch"] = {**data["arch"], **changes.get("arch", {})}
+    data["loss"] = {**data["loss"], **changes.get("loss", {})}
     return FastenerTrainConfig.model_validate(data)
 
 
