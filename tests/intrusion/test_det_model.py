@@ -188,6 +188,19 @@ def test_tiny_overfit_finds_the_boxes():
         assert box_iou(boxes[:1], row[None, 2:]).item() > 0.6
 
 
+def test_loss_is_float32_under_bfloat16_autocast():
+    """Mixed-precision training scores the boxes in float32: the same head output gives the same
+    loss inside a bfloat16 autocast as outside it, where bfloat16 box arithmetic would move it."""
+    torch.manual_seed(0)
+    raw = build_detector(SMALL)(torch.rand(2, 3, 64, 128)).detach().bfloat16()
+    targets = torch.tensor([[0, 0, 8, 10, 40, 50], [1, 1, 70, 20, 120, 60]], dtype=torch.float)
+    expected, _ = DetectionLoss(4, 16)(raw.float(), targets, (64, 128))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, parts = DetectionLoss(4, 16)(raw, targets, (64, 128))
+    assert loss.dtype == torch.float32 and all(p.dtype == torch.float32 for p in parts.values())
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
 @pytest.mark.parametrize("arch", ["st-yolo", "yolov8s"])
 def test_onnx_runtime_agrees_with_torch(tmp_path, arch):
     torch.manual_seed(0)

@@ -65,8 +65,14 @@ class DetectionLoss(nn.Module):
             input_size: ``(H, W)`` of the input.
 
         Returns:
-            The weighted total (per image) and its three parts.
+            The weighted total (per image) and its three parts, in float32 whatever precision the
+            network ran in: in bfloat16 a box side near 640 px is kept only to 4 px, and the
+            assignment and CIoU compare boxes a pixel apart.
         """
+        with torch.autocast(raw.device.type, enabled=False):
+            return self._loss(raw.float(), targets.float(), input_size)
+
+    def _loss(self, raw: Tensor, targets: Tensor, input_size: tuple[int, int]) -> tuple[Tensor, dict[str, Tensor]]:
         batch = raw.shape[0]
         points, strides = make_anchors(input_size, raw.device)
         dfl_logits, cls_logits = split_outputs(raw, self.reg_max)
