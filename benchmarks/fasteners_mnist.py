@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import write_report
+from common import machine_info, write_report
 
 from railwatch.config import FastenerLossConfig, FastenerModelConfig, FastenerTrainConfig, RailwatchConfig, override
 from railwatch.fasteners.data import CropSplits, synthetic_protocol
@@ -99,7 +99,7 @@ def run_one(splits: CropSplits, name: str, base: FastenerTrainConfig, work: Path
             for source in SCORE_SOURCES
         }
     return {**result, "score": fit.stats.source, "train_seconds": seconds, "val_auc": fit.metrics.get("val/auc"),
-            "resumed": resumed}  # fmt: skip
+            "resumed": resumed, "processor": machine_info()["processor"]}  # fmt: skip
 
 
 def recorded(settings: dict[str, Any], key: str) -> Any:
@@ -124,7 +124,9 @@ def finished_runs(out: Path, settings: dict[str, Any], quiet: bool = False) -> d
         if not quiet:
             print(f"{out} holds runs with another budget; they are not kept")
         return {}
-    return earlier.get("results", {})
+    # runs written before the processor was recorded per run all ran on the report's machine
+    machine = earlier.get("machine", {}).get("processor", "")
+    return {name: [{"processor": machine, **r} for r in runs] for name, runs in earlier.get("results", {}).items()}
 
 
 def merge_runs(older: dict[str, list[dict[str, Any]]], newer: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
@@ -160,7 +162,7 @@ def table(results: dict[str, list[dict[str, Any]]], protocol: str) -> str:
     if kd and protocol == "mnist":
         auc = statistics.mean(r["auc"] for r in kd)
         lines.append(f"\nKD-GAN mean test AUC {auc:.3f}: {'meets' if auc >= PAPER_AUC else 'misses'} the paper's {PAPER_AUC}")
-    by_score = [r["auc_by_score"] for runs in results.values() for r in runs if "auc_by_score" in r]
+    by_score = [r["auc_by_score"] for name, runs in results.items() if name.startswith("kd-gan") for r in runs if "auc_by_score" in r]
     if by_score:
         # runs from before a score existed do not have it
         means = {s: statistics.mean(b[s] for b in by_score if s in b) for s in SCORE_SOURCES if any(s in b for b in by_score)}
