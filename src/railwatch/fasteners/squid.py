@@ -135,7 +135,7 @@ class SquidInpainting(nn.Module):
 
     @torch.no_grad()
     def enqueue(self, tokens: Tensor) -> None:
-        """Put a batch of normal tokens ``(N, grid^2, dim)`` at the head of each position's queue, in batch order, dropping the oldest."""
+        """Put normal tokens ``(N, grid^2, dim)`` at the head of their positions' queues, in batch order; the oldest drop out."""
         fresh = tokens.detach().transpose(0, 1).to(self.queue.dtype)
         self.queue = torch.cat([fresh, self.queue], dim=1)[:, : self.queue.shape[1]]
 
@@ -152,7 +152,7 @@ class SquidInpainting(nn.Module):
         if self.training:
             self.enqueue(tokens)  # after reading: a batch does not read itself
         n = tokens.shape[0]
-        padded = torch.cat([readings, readings.new_zeros(n, 1, self.dim)], dim=1)
+        padded = torch.cat([readings, readings.new_zeros(n, 1, self.dim)], dim=1)  # index grid^2: outside, hidden below
         keys = padded[:, self.neighbours].reshape(n * g2, 8, self.dim)
         hidden = self.outside.repeat(n, 1)
         attended = self.attention(tokens.reshape(n * g2, 1, self.dim), keys, keys, key_padding_mask=hidden, need_weights=False)[0]
