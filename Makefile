@@ -39,8 +39,11 @@ bench-pipeline: $(STAMP)
 
 # paper 002 Tables 5-7: 5-fold CV of the modified FCN, FCN-8s and SegNet on both rail types,
 # 1500 steps each; over a day on a 2-core CPU (FCN-8s is most of it), minutes on a GPU; resumable: a rerun keeps finished folds
+# then where each fold's wrong pixels lie (outline band, row and column phase of the I/4 grid)
 bench-surface: $(STAMP)
 	$(BIN)/python benchmarks/surface.py
+	$(BIN)/python benchmarks/surface_errors.py --type type1
+	$(BIN)/python benchmarks/surface_errors.py --type type2
 
 # paper 000 Tables 5 and 7: KD-GAN, its ablations, GANomaly, MemAE and f-AnoGAN on the MNIST protocol, 3 seeds,
 # 1000 steps each; about 3 hours on a 2-core CPU

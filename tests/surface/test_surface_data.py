@@ -20,7 +20,7 @@ from railwatch.surface.data import (
     read_defect_mask,
     rsdds_pairs,
 )
-from railwatch.surface.metrics import DefectScores
+from railwatch.surface.metrics import DefectScores, error_locations, snapped_to_cells
 
 
 @pytest.mark.parametrize("rail_type, shape", [("type1", (1000, 160)), ("type2", (1250, 55))])
@@ -108,6 +108,34 @@ def test_defect_scores_from_counts():
     assert s.accuracy == pytest.approx(0.96) and s.precision == pytest.approx(0.8) and s.recall == pytest.approx(0.8)
     assert s.f1 == pytest.approx(0.8) and s.iou == pytest.approx(8 / 12)
     assert DefectScores(0, 0, 10, 0).f1 == 1.0
+
+
+def test_error_locations_find_outline_errors_and_their_row_phase():
+    truth = np.zeros((2, 12, 12), bool)
+    truth[0, 4:8, 4:8] = True  # one 4x4 coarse cell
+    predicted = np.zeros_like(truth)
+    predicted[0, 5:9, 4:8] = True  # drawn a row late: row 4 missed, row 8 false, both phase 0
+    predicted[0, 0, 11] = True  # far from any outline
+    predicted[1, 5, 5] = True  # where tile 0 has a defect: tiles are not neighbours
+    found = error_locations(predicted, truth)
+    assert (found.false_positives, found.false_negatives, found.in_band) == (6, 4, 8)
+    assert found.by_row_phase == [9, 1, 0, 0] and found.by_column_phase == [2, 3, 2, 3]
+    assert found.band_share == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="one shape"):
+        error_locations(predicted[0], truth[0])
+
+
+def test_snapped_to_cells_draws_each_cell_by_majority():
+    truth = np.zeros((1, 9, 3), bool)
+    truth[0, 1:3, 0] = True  # half of cell 0: kept whole
+    truth[0, 3:5, 1] = True  # a quarter of each of cells 0 and 1: dropped
+    truth[0, 5:8, 2] = True  # three quarters of cell 1, and row 8 past the last whole cell, kept as it is
+    rows = snapped_to_cells(truth, 4, axis=1)
+    assert rows[0, :4, 0].all() and not rows[0, 4:, 0].any()
+    assert not rows[0, :, 1].any()
+    assert rows[0, 4:8, 2].all() and not rows[0, :4, 2].any() and not rows[0, 8, 2]
+    assert (snapped_to_cells(truth.transpose(0, 2, 1), 4, axis=2) == rows.transpose(0, 2, 1)).all()
+    assert (snapped_to_cells(truth, 1, axis=1) == truth).all()
 
 
 # bad inputs ---------------------------------------------------------------------------------

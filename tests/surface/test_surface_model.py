@@ -36,6 +36,23 @@ def test_every_output_pixel_is_scored_by_the_network(rail_type, size):
     assert (scores[:, 1] != scores[:, 0]).all()
 
 
+@pytest.mark.parametrize("rail_type, size", [("type1", (100, 160)), ("type2", (100, 55))])
+def test_table_1_kernels_land_exactly_on_each_map_of_the_papers_tiles(rail_type, size):
+    """Each of Table 1's kernels, read as rows x columns, is the one whose transposed convolution reaches
+    the next map's size on the paper's tile: the 4x4 ones less their "same" crop (2n), the 3- and
+    2-tap ones uncropped ((n - 1) * 2 + k). Read the other way round, Type 2's 2x3 would give 51 rows
+    from pool2's 25, and Type 1's 3x2 24 rows for pool2's 25."""
+    net = SurfaceFCN(rail_type).eval()
+    x = torch.zeros(1, 3, *size)
+    pool2 = net.block12(x)
+    pool3 = net.block3(pool2)
+    sizes = [net.block4(pool3).shape[2:], pool3.shape[2:], pool2.shape[2:], (size[0] // 2, size[1] // 2), size]
+    for up, (n, target) in zip(net.up, zip(sizes, sizes[1:])):
+        full = up(torch.zeros(1, 2, *n)).shape[2:]
+        cropped = tuple(f - (k - 2 if k == 4 else 0) for f, k in zip(full, up.kernel_size))
+        assert cropped == tuple(target), (up.kernel_size, tuple(n), tuple(target))
+
+
 @pytest.mark.parametrize("name", ["fcn-type1", "fcn-type2", "fcn-8s"])
 def test_upsampling_starts_as_interpolation(name):
     # every transposed convolution (4x4, 3x2, 2x3, FCN-8s' 16x16 at stride 8) starts by keeping a

@@ -9,6 +9,13 @@ pool2 (I/4) after the first two. The transposed kernels differ by rail type:
 - Type 1 (express rail, 100x160 tiles): 4x4, 3x2, 4x4, 4x4 -> 12,163,110 parameters;
 - Type 2 (common/heavy rail, 100x55 tiles): 4x4, 3x3, 2x3, 2x3 -> 12,163,042 parameters.
 
+Kernels are read rows x columns, as the paper writes its tiles (100x55x1). So read, each one
+reaches the next map's size on the paper's tiles exactly: the 4x4 ones with "same" padding (2n),
+the others unpadded ((n - 1) * 2 + k), e.g. Type 2's 25x13 pool2 scores -> 50x27 -> 100x55. Read
+the other way round they would not (Type 2's 2x3 would give 51 rows from 25). The price of
+Type 2's 2-tap rows: nothing is interpolated between coarse pixels along the rail, so outlines
+there snap to pool2's 4-row cells (README, "Rail surface").
+
 Each transposed convolution has stride 2. Its output is cropped to the map it is added to (pool3,
 pool2, then I/2 and the input) from the offset that puts every coarse pixel's taps on the finer
 pixels it was pooled from (FCN's "crop" step with its computed offset, Long et al. section 4.1),
