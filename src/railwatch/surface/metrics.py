@@ -1,4 +1,4 @@
-"""Scores of the defect class (paper 002, Tables 3 and 5-7): accuracy, F1, precision, recall, IoU."""
+"""Scores of the defect class (paper 002, Tables 3 and 5-7): accuracy, F1, precision, recall, IoU; and where the wrong pixels lie."""
 
 from __future__ import annotations
 
