@@ -63,16 +63,28 @@ def main() -> None:
     tiles = load_tiles(find_pairs(strips(args.work, args.type, strip_count(args.type, args.strips)), args.type))
     splits = kfold_splits(len(tiles), args.folds, args.seed)
 
-    rows, results = [], []
+    rows, results, snapped_by_fold = [], [], {}
     for path in checkpoints:
         model, fold = path.parent.parent.name, int(path.parent.name.removeprefix("fold"))
         held_out = tiles.subset(splits[fold - 1][1])
         predicted = SurfaceSegmenter.load(path).probabilities(held_out.images) > 0.5
         truth = held_out.masks.astype(bool)
         scores, found = DefectScores.from_masks(predicted, truth), error_locations(predicted, truth, PERIOD)
-        snapped = {f"{name}_f1": DefectScores.from_masks(snapped_to_cells(truth, PERIOD, axis), truth).f1 for name, axis in AXES}
-        record = {"model": model, "fold": fold, "checkpoint": str(path), "scores": scores.to_dict(), "errors": found.to_dict()}
-        results.append({**record, "snapped": snapped})
+        if fold not in snapped_by_fold:  # a property of the fold's truth, the same for every model
+            snapped_by_fold[fold] = {
+                f"{name}_f1": DefectScores.from_masks(snapped_to_cells(truth, PERIOD, axis), truth).f1 for name, axis in AXES
+            }
+        snapped = snapped_by_fold[fold]
+        results.append(
+            {
+                "model": model,
+                "fold": fold,
+                "checkpoint": str(path),
+                "scores": scores.to_dict(),
+                "errors": found.to_dict(),
+                "snapped": snapped,
+            }
+        )
         rows.append(
             f"| {model} | {fold} | {scores.f1:.4f} | {found.false_positives} | {found.false_negatives} | "
             f"{100 * found.band_share:.0f}% | {shares(found.by_row_phase)} | {shares(found.by_column_phase)} | "
